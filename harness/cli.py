@@ -1,0 +1,27 @@
+"""The ``hil`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="hil", description="OTA hardware-in-the-loop harness for ESP32/ESP8266")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("emu", help="run one virtual board (see: hil emu --help)", add_help=False)
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "emu":
+        from .emu.__main__ import main as emu_main
+
+        return emu_main(rest, prog="hil emu")
+    parser.error(f"unknown command {command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""What runs after the bootloader: the application the chosen image contains.
+
+The virtual chip cannot execute Xtensa code, so an app is recognised by what
+its image says about itself (ESP-IDF app descriptor, MicroPython banner) and a
+runtime that behaves like it is attached. An app nothing recognises prints the
+ESP-IDF start-up lines naming itself and idles, which is all a bootloader test
+needs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .chip import ChipConfig, ChipRun
+from .flash import NorFlash
+from .uart import ChipUart
+
+
+@dataclass
+class AppContext:
+    cfg: ChipConfig
+    run: ChipRun
+    uart: ChipUart
+    flash: NorFlash
+    offset: int  # flash offset of the running image
+    project: str
+    version: str
+    image: object  # harness.esp.app_image.ParsedImage
+    partition: object | None  # harness.esp.partition_table.Partition (ESP32) or None
+    started: float = 0.0
+    log: Callable[[str], None] | None = None
+
+
+# Runtimes by project name; the MicroPython runtime registers itself here.
+RUNTIMES: dict[str, Callable[[AppContext], int]] = {}
+
+
+def run_app(ctx: AppContext) -> int:
+    runtime = RUNTIMES.get(ctx.project, idle_app)
+    return runtime(ctx)
+
+
+def idle_app(ctx: AppContext) -> int:
+    """An app that has started and does nothing observable: input is read and dropped."""
+    while True:
+        if not ctx.uart.read(None):
+            time.sleep(0.01)

@@ -1,0 +1,111 @@
+"""What runs inside the chip process: from the moment EN rises until the next reset.
+
+The supervisor forks one chip process per run of the chip. Powering off or
+holding EN low kills it, so nothing it would have done afterwards reaches the
+flash. A chip process ends itself when the chip resets by its own doing (the
+loader's reboot, an app's ``machine.reset()``, a watchdog) or when an armed
+power cut fires; its exit status tells the supervisor which.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import traceback
+from dataclasses import dataclass
+
+from .flash import CutPlan, NorFlash, PowerCut
+from .uart import ChipUart
+
+EXIT_REBOOT = 40  # software reset: boot again from flash
+EXIT_WATCHDOG = 41  # watchdog reset: boot again from flash
+EXIT_CUT = 42  # armed power cut fired: the board is now off
+EXIT_HALT = 43  # the chip stopped (e.g. nothing bootable and the ROM gave up): stay dead until reset
+EXIT_CRASH = 70  # an emulator bug
+
+EXIT_NAMES = {
+    EXIT_REBOOT: "reboot",
+    EXIT_WATCHDOG: "watchdog",
+    EXIT_CUT: "power-cut",
+    EXIT_HALT: "halt",
+    EXIT_CRASH: "emulator-crash",
+}
+
+# Reset causes as the chip reports them.
+CAUSE_POWER_ON = "power-on"
+CAUSE_EN = "en-pin"
+CAUSE_SOFTWARE = "software"
+CAUSE_WATCHDOG = "watchdog"
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    chip: str
+    flash_file: str
+    flash_size: int
+    mac: bytes
+    name: str = "board"
+
+
+@dataclass(frozen=True)
+class ChipRun:
+    """How this run of the chip starts."""
+
+    download: bool
+    cause: str
+    cut: CutPlan | None = None
+
+
+def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
+    """Entry point of a forked chip process; never returns."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    code = EXIT_CRASH
+    uart = None
+    flash_box: list[NorFlash] = []
+
+    def on_control(message: dict) -> None:
+        # The supervisor re-arms or clears the power cut while the chip runs.
+        if "cut" in message and flash_box:
+            c = message["cut"]
+            flash_box[0].cut = None if c is None else CutPlan(c["at_op"], c["policy"], c["seed"])
+
+    try:
+        uart = ChipUart(sock, baud=115200, on_control=on_control)
+        flash = NorFlash(cfg.flash_file, cfg.flash_size, cut=run.cut)
+        flash_box.append(flash)
+        code = _run(cfg, run, uart, flash)
+    except PowerCut as cut:
+        if uart is not None:
+            try:
+                uart.event("cut", op=cut.op, kind=cut.kind, addr=cut.addr, policy=cut.policy)
+            except OSError:
+                pass
+        code = EXIT_CUT
+    except BaseException:  # an emulator bug: say so loudly, keep the board dead
+        traceback.print_exc(file=sys.stderr)
+        code = EXIT_CRASH
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _run(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash) -> int:
+    from . import boot
+    from .rom import PROFILES, Loader
+
+    profile = PROFILES[cfg.chip]
+    flash.meta.bump("resets")
+    if run.download:
+        boot.print_rom_download_banner(cfg.chip, uart, run.cause)
+        uart.event("boot", mode="download", cause=run.cause)
+        uart.autobaud = True
+        loader = Loader(profile, flash, uart, cfg.mac, log=lambda m: uart.event("log", msg=m))
+        result = loader.run()
+        uart.event("loader-exit", action=result.action, detail=result.detail)
+        return EXIT_REBOOT
+    return boot.boot_from_flash(cfg, run, uart, flash)

@@ -1,0 +1,32 @@
+"""Shared fixtures of the harness's own tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from harness.emu.launcher import VirtualBoard  # noqa: E402
+
+
+@pytest.fixture
+def start_board(tmp_path):
+    """Factory: start a virtual board on a fresh flash file; every board is stopped after the test."""
+    boards: list[VirtualBoard] = []
+
+    def start(chip: str = "esp32", flash_size: str = "4MB", name: str | None = None, **kwargs) -> VirtualBoard:
+        name = name or f"{chip}-{len(boards)}"
+        flash = kwargs.pop("flash_file", None) or str(tmp_path / f"{name}.bin")
+        board = VirtualBoard.start(chip, flash, flash_size, name=name,
+                                   console_log=str(tmp_path / f"{name}.console"), **kwargs)
+        boards.append(board)
+        return board
+
+    yield start
+    for b in boards:
+        b.stop()
