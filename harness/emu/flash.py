@@ -31,6 +31,8 @@ import random
 import struct
 from dataclasses import dataclass
 
+from ..esp.chips import format_size
+
 SECTOR_SIZE = 0x1000
 PAGE_SIZE = 0x100
 
@@ -98,7 +100,7 @@ def check_flash_file(path: str, size: int) -> None:
     if actual != size:
         raise ValueError(
             f"flash file {path} is {actual} bytes but the flash size is {size} bytes "
-            f"({size // 0x100000} MB); delete it or pass the matching --flash-size"
+            f"({format_size(size)}); delete it or pass the matching --flash-size"
         )
 
 

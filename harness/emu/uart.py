@@ -124,6 +124,17 @@ class ChipUart:
             del self._rx[: len(data)]
             return data
 
+    def wait_input(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds for received bytes without consuming them."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._rx:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
     def in_waiting(self) -> int:
         with self._cond:
             return len(self._rx)
