@@ -38,6 +38,8 @@ RUNTIMES: dict[str, Callable[[AppContext], int]] = {}
 
 
 def run_app(ctx: AppContext) -> int:
+    if ctx.project == "micropython":
+        from . import runtime_mpy  # noqa: F401  (registers the interpreter)
     runtime = RUNTIMES.get(ctx.project, idle_app)
     return runtime(ctx)
 

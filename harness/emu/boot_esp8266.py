@@ -57,7 +57,7 @@ def rom_load(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash, rom
     uart.set_baud(APP_BAUD)
     banner = find_micropython_banner(head[: image.length])
     if banner is not None:
-        project, version = "micropython", banner.version
+        project, version = "micropython", "v" + banner.version.lstrip("v")
     else:
         project, version = "unknown", ""
     uart.event("boot", mode="flash", cause=run.cause, result="app", partition=None, offset=0,

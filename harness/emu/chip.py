@@ -56,6 +56,7 @@ class ChipRun:
     download: bool
     cause: str
     cut: CutPlan | None = None
+    wifi_up: bool = True  # the bench's access point is reachable (the control channel can take it away)
 
 
 def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
@@ -71,6 +72,9 @@ def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
         if "cut" in message and flash_box:
             c = message["cut"]
             flash_box[0].cut = None if c is None else CutPlan(c["at_op"], c["policy"], c["seed"])
+        if uart is not None:
+            for listener in list(uart.control_listeners):
+                listener(message)
 
     try:
         uart = ChipUart(sock, baud=115200, on_control=on_control)

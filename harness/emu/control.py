@@ -12,9 +12,12 @@ reset          pulse EN like the reset button; ``download``: hold BOOT too
 cut            arm a power cut: ``at_op`` (absolute operation number) or
                ``after_ops`` (counted from now), ``policy`` none|prefix|random,
                ``seed``; ``clear``: true disarms
-stats          flash operation counters, erase counts, NOR violations, boots
+stats          flash operation counters, erase counts, NOR violations, boots,
+               MicroPython heap peaks (this boot and the last ones)
 events         events since ``since`` (sequence number), e.g. boots and cuts
-chip           forward ``message`` to the running chip (e.g. Wi-Fi state)
+wifi           ``up``: true/false: the bench's access point appears or vanishes
+               (open connections break; kept across resets and power cycles)
+chip           forward ``message`` to the running chip
 quit           power off and stop the board process
 =============  ==================================================================
 """
@@ -61,6 +64,7 @@ def _status(sup: "Supervisor", req: dict) -> dict:
         "serial_client": None if sup.serial_client is None else sup.serial_client.kind,
         "cut": None if cut is None else {"at_op": cut.at_op, "policy": cut.policy, "seed": cut.seed},
         "event_seq": sup.event_seq,
+        "wifi": sup.wifi_up,
         **sup.endpoints(),
     }
 
@@ -105,12 +109,25 @@ def _cut(sup: "Supervisor", req: dict) -> dict:
 
 
 def _stats(sup: "Supervisor", req: dict) -> dict:
-    return {"stats": sup.meta.snapshot()}
+    stats = sup.meta.snapshot()
+    # MicroPython heap above the idle baseline: this boot so far, and each boot that ended.
+    stats["heap"] = {"current": sup.heap_current, "boots": list(sup.heap_boots)}
+    return {"stats": stats}
 
 
 def _events(sup: "Supervisor", req: dict) -> dict:
     since = int(req.get("since", 0))
     return {"events": [e for e in sup.events if e["seq"] > since], "event_seq": sup.event_seq}
+
+
+def _wifi(sup: "Supervisor", req: dict) -> dict:
+    up = req.get("up")
+    if not isinstance(up, bool):
+        raise ControlError('wifi needs "up": true or false')
+    sup.wifi_up = up
+    sup.send_control_to_chip({"wifi": up})
+    sup._record("wifi", up=up)
+    return {"wifi": up}
 
 
 def _chip(sup: "Supervisor", req: dict) -> dict:
@@ -136,6 +153,7 @@ _COMMANDS = {
     "cut": _cut,
     "stats": _stats,
     "events": _events,
+    "wifi": _wifi,
     "chip": _chip,
     "quit": _quit,
 }
@@ -195,6 +213,9 @@ class ControlClient:
         if after_ops is not None:
             args["after_ops"] = after_ops
         return self.request("cut", **args)["cut"]
+
+    def wifi(self, up: bool) -> None:
+        self.request("wifi", up=up)
 
     def clear_cut(self) -> None:
         self.request("cut", clear=True)

@@ -103,7 +103,11 @@ class Supervisor:
         self.pending_cause = CAUSE_POWER_ON
         self.forced_download: bool | None = None
         self.cut: CutPlan | None = None
+        self.wifi_up = True
         self.events: deque[dict] = deque(maxlen=2000)
+        # MicroPython heap use: the boot in progress and the finished ones (most recent last).
+        self.heap_current: dict | None = None
+        self.heap_boots: deque[dict] = deque(maxlen=100)
         self.event_seq = 0
         self.exit_requested = False
         self.console = open(opts.console_log, "ab", buffering=0) if opts.console_log else None
@@ -188,7 +192,7 @@ class Supervisor:
         download = self.pending_download if self.forced_download is None else self.forced_download
         self.pending_start = None
         self.forced_download = None
-        self._start_chip(ChipRun(download=download, cause=self.pending_cause, cut=self.cut))
+        self._start_chip(ChipRun(download=download, cause=self.pending_cause, cut=self.cut, wifi_up=self.wifi_up))
 
     def _start_chip(self, run: ChipRun) -> None:
         parent, child = socket.socketpair()
@@ -256,9 +260,9 @@ class Supervisor:
         reason = EXIT_NAMES.get(code, f"exit {code}")
         self._record("chip-stop", pid=chip.pid, reason=reason)
         if code == EXIT_REBOOT:
-            self._start_chip(ChipRun(download=False, cause=CAUSE_SOFTWARE, cut=self.cut))
+            self._start_chip(ChipRun(download=False, cause=CAUSE_SOFTWARE, cut=self.cut, wifi_up=self.wifi_up))
         elif code == EXIT_WATCHDOG:
-            self._start_chip(ChipRun(download=False, cause=CAUSE_WATCHDOG, cut=self.cut))
+            self._start_chip(ChipRun(download=False, cause=CAUSE_WATCHDOG, cut=self.cut, wifi_up=self.wifi_up))
         elif code == EXIT_CUT:
             self.cut = None
             self.powered = False
@@ -269,6 +273,13 @@ class Supervisor:
         else:
             self.chip_state = "crashed"
             print(f"virtual board {self.opts.chip.name}: chip process failed ({reason})", file=sys.stderr)
+
+    def _note_heap(self, event: dict) -> None:
+        self.heap_current = {k: event[k] for k in ("baseline", "peak", "peak_above_baseline", "budget",
+                                                   "over_budget") if k in event}
+        if event.get("final"):
+            self.heap_boots.append(self.heap_current)
+            self.heap_current = None
 
     # -- events ---------------------------------------------------------------------------------
     def _record(self, name: str, **fields) -> None:
@@ -301,6 +312,8 @@ class Supervisor:
             elif kind == wire.EVENT:
                 event = json.loads(payload)
                 name = event.pop("event")
+                if name == "heap":
+                    self._note_heap(event)
                 self._record(name, **event)
 
     def _to_chip(self, data: bytes, baud: int) -> None:

@@ -72,6 +72,8 @@ class ChipUart:
         self._on_control = on_control
         self._on_host_gone = on_host_gone or (lambda: os._exit(0))
         self._interrupt_hooks: list = []
+        # What runs on the chip (e.g. the MicroPython runtime) hears control messages here.
+        self.control_listeners: list = []
         self._thread = threading.Thread(target=self._reader, name="uart-rx", daemon=True)
         self._thread.start()
 

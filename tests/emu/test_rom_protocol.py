@@ -20,7 +20,6 @@ from slipwire import (
     ERASE_FLASH,
     ESP32_MAGIC,
     ESP8266_MAGIC,
-    FLASH_BEGIN,
     FLASH_DATA,
     FLASH_DEFL_BEGIN,
     FLASH_DEFL_DATA,
@@ -98,7 +97,7 @@ def _socket_sync(host: SocketHost):
     return host.take(8)
 
 
-# -- SYNC and status formats ---------------------------------------------------------------------------------
+# -- SYNC and status formats ----------------------------------------
 @both_chips
 def test_rom_sync_eight_replies_nonzero_value_and_status_length(make_host, chip):
     host = make_host(chip)
@@ -139,7 +138,7 @@ def test_sync_with_wrong_payload_is_rejected(make_host):
     assert_alive(host)
 
 
-# -- framing errors -------------------------------------------------------------------------------------------------
+# -- framing errors ----------------------------------------
 def _bad_escape_frame(packet: bytes, where: int = 9) -> bytes:
     """A SLIP frame with an ESC (DB) followed by a byte that is neither DC nor DD."""
     framed = slip(packet)
@@ -178,7 +177,7 @@ def test_header_length_mismatch(make_host, chip, stub):
         assert_alive(host)
 
 
-# -- unsupported commands ----------------------------------------------------------------------------------------------
+# -- unsupported commands ----------------------------------------
 @pytest.mark.parametrize(
     "chip, op",
     [("esp32", ERASE_FLASH), ("esp32", READ_FLASH), ("esp32", 0x55), ("esp32", GET_SECURITY_INFO),
@@ -201,7 +200,7 @@ def test_stub_unsupported_command(make_host, chip, op):
     assert_alive(host)
 
 
-# -- data checksum ---------------------------------------------------------------------------------------------------------
+# -- data checksum ----------------------------------------
 @both_chips
 @pytest.mark.parametrize("stub", [False, True], ids=["rom", "stub"])
 def test_wrong_data_checksum(make_host, chip, stub):
@@ -221,7 +220,7 @@ def test_wrong_data_checksum(make_host, chip, stub):
     assert host.flash.read(0x10000, block) == payload
 
 
-# -- writes beyond the flash ------------------------------------------------------------------------------------------------
+# -- writes beyond the flash ----------------------------------------
 def _unchanged(host, run) -> None:
     """``run()`` must not touch the flash (no operation, same bytes)."""
     before, ops = host.flash.read(0, host.flash.size), host.flash.meta.get("ops")
@@ -300,7 +299,7 @@ def test_stub_beyond_flash(make_host, chip):
     assert_alive(host)
 
 
-# -- MD5 --------------------------------------------------------------------------------------------------------------------
+# -- MD5 ----------------------------------------
 def _fill(host, addr: int, data: bytes) -> None:
     host.flash.erase_range(addr, len(data))
     host.flash.program(addr, data)
@@ -324,7 +323,7 @@ def test_md5_reply_formats(make_host, chip):
     assert r.data == want.digest()  # 16 raw bytes
 
 
-# -- the ESP8266 ROM's erase-size bug and esptool's compensation ----------------------------------------------------------------
+# -- the ESP8266 ROM's erase-size bug and esptool's compensation ---------------------------------------
 def _requested_sectors(offset: int, size: int) -> range:
     return range(offset // SECTOR_SIZE, (offset + size + SECTOR_SIZE - 1) // SECTOR_SIZE)
 
@@ -367,7 +366,7 @@ def test_esp8266_rom_flash_begin_erases_what_esptool_wanted(make_host, offset, s
     assert all(c == 1 for c in counts if c)
 
 
-# -- stub READ_FLASH ---------------------------------------------------------------------------------------------------------------
+# -- stub READ_FLASH ----------------------------------------
 class ReadFlashHost:
     """The host side of READ_FLASH: collects data packets and acknowledges the running total."""
 
@@ -435,14 +434,15 @@ def test_stub_read_flash_gives_up_without_acks(make_host):
     assert_alive(host)
 
 
-@pytest.mark.parametrize("args, status", [((0, 0x1000, 0, 1), b"\xc2\x00"), ((0x3FF000, 0x2000, 0x1000, 1), b"\xc4\x00")])
+@pytest.mark.parametrize("args, status", [((0, 0x1000, 0, 1), b"\xc2\x00"),
+                                          ((0x3FF000, 0x2000, 0x1000, 1), b"\xc4\x00")])
 def test_stub_read_flash_bad_requests(make_host, args, status):
     host = make_host("esp32", stub=True)
     assert host.one(request(READ_FLASH, struct.pack("<IIII", *args))).status == status
     assert_alive(host)
 
 
-# -- CHANGE_BAUDRATE ----------------------------------------------------------------------------------------------------------------
+# -- CHANGE_BAUDRATE ----------------------------------------
 @pytest.mark.parametrize("chip, stub", [("esp32", False), ("esp32", True), ("esp8266", True)])
 def test_change_baudrate_reply_at_old_rate_then_new_rate(make_host, chip, stub):
     host = make_host(chip, stub=stub)
@@ -464,7 +464,7 @@ def test_esp8266_rom_cannot_change_baudrate(make_host):
     assert host.uart.baud == 115200
 
 
-# -- leaving download mode ----------------------------------------------------------------------------------------------------------
+# -- leaving download mode ----------------------------------------
 @pytest.mark.parametrize("arg, action", [(0, "reboot"), (1, "run")])
 def test_rom_flash_end_leaves_the_loader(make_host, arg, action):
     host = make_host("esp32")
@@ -496,7 +496,7 @@ def test_stub_deflate_write_round_trip(make_host):
     assert len([1 for k, _ in ops if k == "program"]) == len(data) // 0x100
 
 
-# -- end to end over a board's socket:// port -----------------------------------------------------------------------------------------
+# -- end to end over a board's socket:// port ----------------------------------------
 @pytest.fixture(scope="module")
 def boards(tmp_path_factory):
     d = tmp_path_factory.mktemp("rom-boards")

