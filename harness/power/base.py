@@ -16,6 +16,20 @@ class PowerSwitchError(Exception):
     """A switch did not do what it was asked; the message names the device and what was expected."""
 
 
+class PowerSwitchConfigError(PowerSwitchError, ValueError):
+    """A rig file asked for a switch that cannot exist (unknown kind, missing or bad option).
+
+    It is both a :class:`PowerSwitchError` (so a bench script that only catches
+    switch failures still sees it) and a :class:`ValueError` (it is a bad value,
+    found before any device is touched).
+    """
+
+
+def missing_library(where: str, package: str, error: ImportError) -> PowerSwitchError:
+    """The error for an optional hardware library that is not installed (``hid``, ``pyftdi``)."""
+    return PowerSwitchError(f"{where}: needs the {package} package: pip install 'esp-ota-hil[hw]' ({error})")
+
+
 class PowerSwitch(abc.ABC):
     #: seconds the supply stays off in :meth:`cycle` unless told otherwise
     default_off_time: float = 1.0
