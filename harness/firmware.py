@@ -46,3 +46,115 @@ def micropython_baseline(chip: str, version: str = MICROPYTHON_VERSION, flash_si
                                   flash_size=flash_size)
         return [FlashPart(0, image.to_bytes(), "micropython.bin")]
     raise ValueError(f"no MicroPython baseline for chip {chip!r} (known: esp32, esp8266)")
+
+
+# -- images a scenario serves ---------------------------------------------------------------------
+def next_version(version: str) -> str:
+    """``v1.24.1`` -> ``v1.24.2`` (the last number goes up by one)."""
+    head, _, last = version.rpartition(".")
+    digits = "".join(c for c in last if c.isdigit()) or "0"
+    return f"{head}.{int(digits) + 1}" if head else f"{version}.1"
+
+
+class FirmwareFactory:
+    """Derives the images of the OTA scenarios from a baseline ESP32 app image.
+
+    Every variant except ``bad_checksum``/``bad_sha256``/``truncated``/``random`` is a
+    well-formed image: a check that lets it through lets a real image through.
+    """
+
+    def __init__(self, baseline: bytes, chip: str = "esp32"):
+        from .esp import parse_image
+
+        self.baseline = baseline
+        self.chip = chip
+        self.version = parse_image(baseline, chip).app_desc.version
+
+    def with_version(self, version: str) -> bytes:
+        from .esp import set_version
+
+        return set_version(self.baseline, version)
+
+    def next(self) -> bytes:
+        return self.with_version(next_version(self.version))
+
+    def same(self) -> bytes:
+        return self.baseline
+
+    def older(self) -> bytes:
+        head, _, last = self.version.rpartition(".")
+        return self.with_version(f"{head}.{max(0, int(''.join(c for c in last if c.isdigit()) or 1) - 1)}-old")
+
+    def tampered(self) -> bytes:
+        """The next version with one byte of code changed and its own checksum and hash redone.
+
+        The image is valid in itself; only a check against the digest the server
+        announced for the genuine image can tell.
+        """
+        from .esp import parse_image, rehash
+
+        image = bytearray(self.next())
+        seg = parse_image(bytes(image), self.chip).segments[-2]
+        image[seg.data_offset + seg.length // 2] ^= 0x5A
+        return rehash(bytes(image), self.chip)
+
+    def bad_sha256(self) -> bytes:
+        image = bytearray(self.next())
+        image[-1] ^= 0xFF
+        return bytes(image)
+
+    def bad_checksum(self) -> bytes:
+        """A segment byte changed, the appended SHA-256 redone: only the XOR checksum is wrong."""
+        import hashlib
+
+        from .esp import parse_image
+
+        image = bytearray(self.next())
+        parsed = parse_image(bytes(image), self.chip)
+        seg = parsed.segments[-2]
+        image[seg.data_offset + 1] ^= 0x01
+        if parsed.digest_offset is not None:
+            image[parsed.digest_offset:parsed.digest_offset + 32] = hashlib.sha256(
+                bytes(image[:parsed.digest_offset])).digest()
+        return bytes(image)
+
+    def truncated(self, keep: float = 0.6) -> bytes:
+        data = self.next()
+        return data[: int(len(data) * keep)]
+
+    def wrong_chip(self, chip_id: int = 9) -> bytes:
+        from .esp import rehash
+
+        image = bytearray(self.next())
+        image[12:14] = chip_id.to_bytes(2, "little")
+        return rehash(bytes(image), self.chip)
+
+    def oversized(self, slot_size: int) -> bytes:
+        from .esp import build_app
+
+        app = build_app(self.chip, project="micropython", version=next_version(self.version), size=slot_size + 0x10000,
+                        micropython_banner=True)
+        return app.to_bytes()
+
+    def random(self, size: int = 0x20000, seed: int = 1) -> bytes:
+        import random as _random
+
+        return _random.Random(seed).randbytes(size)
+
+
+
+# -- file bundles (the application the agent keeps in its slots) ----------------------------------
+def app_bundle(version: str, *, healthy: bool = True, data_size: int = 96 * 1024,
+               broken: bool = False) -> dict[str, bytes]:
+    """An application of about ``data_size`` bytes: ``app.py`` (its version and health check) and data.
+
+    ``healthy=False`` gives an app whose health check fails; ``broken=True`` one that
+    cannot even be imported.
+    """
+    import random as _random
+
+    source = f"VERSION = {version!r}\n\n\ndef health():\n    return {bool(healthy)!r}\n"
+    if broken:
+        source = f"VERSION = {version!r}\nraise RuntimeError('app {version} fails to start')\n"
+    data = _random.Random(f"app-data:{version}").randbytes(data_size)
+    return {"app.py": source.encode(), "assets/data.bin": data}

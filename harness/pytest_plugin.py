@@ -1,1 +1,161 @@
-"""pytest plugin of the harness (registered through the ``pytest11`` entry point)."""
+"""The pytest plugin: ``--rig``, ``--board``, the ``target`` fixture and the run's Allure extras.
+
+Thin on purpose: rigs are ``harness.rig``, boards ``harness.board``, servers and
+artifacts ``harness.scenario``, reporting ``harness.report``.
+
+A scenario asks for ``target``: one (board, update kind) pair of the rig, in its
+baseline state. Tests are generated for every pair the rig offers (``updates:`` of each
+board, filtered by ``--board``), so the same scenario file runs on the virtual boards
+and on a bench.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+_BENCH_KEY = pytest.StashKey["object"]()
+_RIG_KEY = pytest.StashKey["object"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("esp-ota-hil", "OTA hardware-in-the-loop")
+    group.addoption("--rig", default=None,
+                    help="rig name in rigs/ or a path to a rig file (default: emu, the virtual boards)")
+    group.addoption("--board", action="append", default=[],
+                    help="run only on this board of the rig (repeatable)")
+    group.addoption("--agent-mutation", default=None,
+                    help="deploy the agent with one safety check switched off (see harness/mutations.py)")
+
+
+def _wants_rig(config: pytest.Config) -> bool:
+    return config.getoption("--rig") is not None or any("scenarios" in str(a) for a in config.args)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario: an OTA scenario run against the rig's boards")
+    if not _wants_rig(config):
+        return
+    from .rig import RigError, load_rig
+
+    try:
+        rig = load_rig(config.getoption("--rig") or "emu")
+        boards = rig.select(config.getoption("--board") or [b.name for b in rig.boards])
+    except RigError as e:
+        raise pytest.UsageError(str(e)) from None
+    if config.getoption("--agent-mutation"):
+        from .mutations import MutationError, apply_mutation
+
+        try:
+            apply_mutation(config.getoption("--agent-mutation"))
+        except MutationError as e:
+            raise pytest.UsageError(str(e)) from None
+    config.stash[_RIG_KEY] = (rig, boards)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" not in metafunc.fixturenames:
+        return
+    selected = metafunc.config.stash.get(_RIG_KEY, None)
+    if selected is None:
+        raise pytest.UsageError("scenarios need a rig: pass --rig NAME (rigs/emu.yaml is the virtual one)")
+    _rig, boards = selected
+    kinds = getattr(metafunc.function, "update_kinds", None)
+    pairs = [(b.name, k) for b in boards for k in b.updates if kinds is None or k in kinds]
+    metafunc.parametrize("target", pairs, ids=[f"{b}-{k}" for b, k in pairs], indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # With pytest-xdist (--dist loadgroup) each board's tests stay on one worker: a board is
+    # never shared between processes, and different boards run in parallel.
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "target" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(callspec.params["target"][0]))
+
+
+@pytest.fixture(scope="session")
+def rig(pytestconfig: pytest.Config):
+    selected = pytestconfig.stash.get(_RIG_KEY, None)
+    if selected is None:
+        pytest.fail("no rig selected (--rig)")
+    return selected[0]
+
+
+@pytest.fixture(scope="session")
+def ota_bench(pytestconfig: pytest.Config, rig, tmp_path_factory):
+    from .scenario import OtaBench
+
+    workdir = Path(tmp_path_factory.mktemp("bench"))
+    bench = OtaBench(rig, workdir, mutation=pytestconfig.getoption("--agent-mutation"))
+    pytestconfig.stash[_BENCH_KEY] = bench
+    _power_off_on_exit(bench)
+    try:
+        yield bench
+    finally:
+        bench.close()
+        _write_run_properties(pytestconfig, rig, bench)
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, ota_bench):
+    from . import report
+    from .scenario import Target
+
+    board_name, kind = request.param
+    board = ota_bench.board(board_name)
+    t = Target(ota_bench, board, kind)
+    mark = board.console.mark()
+    try:
+        t.prepare()
+        yield t
+    finally:
+        report.attach_text(f"console {board_name}", board.console.text[mark:])
+        report.attach_text("http server log", "\n".join(str(r) for r in ota_bench.http.log.records[-200:]))
+
+
+def _power_off_on_exit(bench) -> None:
+    """Boards go dark on Ctrl-C, SIGTERM and interpreter exit too, not only on fixture teardown."""
+
+    def off(*_args) -> None:
+        for board in list(bench.boards.values()):
+            try:
+                if not getattr(board.rig, "leave_on", False):
+                    board.power.off()
+            except Exception:
+                pass
+
+    atexit.register(off)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        off()
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _write_run_properties(config: pytest.Config, rig, bench) -> None:
+    results = config.getoption("--alluredir", default=None) if config.pluginmanager.hasplugin("allure_pytest") \
+        else None
+    if not results:
+        return
+    from . import report
+
+    props = {"rig": rig.name, "rig.file": str(rig.path),
+             "agent.mutation": config.getoption("--agent-mutation") or "none",
+             "run.started": time.strftime("%Y-%m-%d %H:%M:%S"), "host": os.uname().nodename}
+    for b in rig.boards:
+        props[f"board.{b.name}"] = f"{b.chip}, {'virtual' if b.virtual else 'bench'}, updates {'+'.join(b.updates)}"
+        fw = bench._factories.get(b.name)
+        if fw is not None:
+            props[f"board.{b.name}.baseline"] = fw.version
+    report.write_environment(results, props)
+    report.write_categories(results)

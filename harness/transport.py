@@ -10,7 +10,10 @@ client, so :class:`FastRfc2217Serial` applies it without telling the server.
 
 The same client also queues every received byte separately, which caps reads at
 about 100 KB/s (a 1 MB esptool read-flash took 11 s); it queues whole runs of
-data between telnet commands instead.
+data between telnet commands instead. And it waits at least 50 ms for the server
+to acknowledge each DTR/RTS change; esptool's reset sequence makes five of them.
+TCP delivers the changes in order and esptool times the reset with its own
+sleeps, so the acknowledgement is not waited for.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class FastRfc2217Serial(serial.rfc2217.Serial):
                 del self._leftover[: len(take)]
             data += take
         return bytes(data)
+
+    def rfc2217_set_control(self, value):
+        self._rfc2217_options["control"].set(value)
 
     def reset_input_buffer(self):
         super().reset_input_buffer()
@@ -158,8 +164,21 @@ class FastRfc2217Serial(serial.rfc2217.Serial):
         self._timeout = timeout
 
 
-def open_port(url: str, baudrate: int = 115200, timeout: float | None = 1.0, **kwargs) -> serial.SerialBase:
-    """Open a local device path or a pyserial URL (rfc2217://, socket://, ...)."""
+def open_port(url: str, baudrate: int = 115200, timeout: float | None = 1.0, *, release_lines: bool = False,
+              **kwargs) -> serial.SerialBase:
+    """Open a local device path or a pyserial URL (rfc2217://, socket://, ...).
+
+    ``release_lines`` opens with DTR and RTS inactive, so opening a monitor on a DevKit
+    neither resets the chip nor, while it boots, pulls IO0 low into download mode (pyserial
+    would otherwise assert DTR first and RTS a moment later).
+    """
     if url.startswith("rfc2217://"):
-        return FastRfc2217Serial(url, baudrate=baudrate, timeout=timeout, **kwargs)
-    return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, **kwargs)
+        port = FastRfc2217Serial(None, baudrate=baudrate, timeout=timeout, **kwargs)
+        port.port = url
+    else:
+        port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, do_not_open=True, **kwargs)
+    if release_lines:
+        port.dtr = False
+        port.rts = False
+    port.open()
+    return port

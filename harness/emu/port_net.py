@@ -31,6 +31,10 @@ WLAN_STATUS = {
 # getaddrinfo failure: ESP32 reports lwIP's EAI_FAIL as -202, the ESP8266 port -2.
 DNS_ERROR = {"esp32": -202, "esp8266": -2}
 CONNECT_TIME = 0.15  # seconds from WLAN.connect() to an IP address
+# lwIP's TCP receive window on each port (CONFIG_LWIP_TCP_WND_DEFAULT on the ESP32). The host
+# socket gets the same small buffer, so a server can only be a window ahead of what the
+# device has read, as with a real board: "cut power after N bytes sent" lands where it would.
+TCP_WINDOW = {"esp32": 5744, "esp8266": 2920}
 MBEDTLS_X509_CERT_VERIFY_FAILED = -0x2700
 MBEDTLS_SSL_FATAL_ALERT = -0x7780
 
@@ -191,6 +195,8 @@ class NetHost:
             raise OSError(errno.EAFNOSUPPORT, "only AF_INET")
         kind = socket.SOCK_DGRAM if stype == 2 else socket.SOCK_STREAM
         s = socket.socket(socket.AF_INET, kind)
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_WINDOW[self.chip])
         s.setblocking(False)
         h = self._next
         self._next += 1

@@ -51,7 +51,9 @@ PORT_MODULES = {
 }
 BOARD_NAME = {"esp32": "Generic ESP32 module with ESP32", "esp8266": "ESP module with ESP8266"}
 RAW_PASTE_WINDOW = 128
-HEAP_SIZE = 2 * 1024 * 1024
+# Room for the port layer, the application budget and garbage between collections. Not
+# larger: gc.mem_alloc(), sampled on every board call, costs time in proportion to it.
+HEAP_SIZE = {"esp32": 384 * 1024, "esp8266": 256 * 1024}
 # The largest reply a board call may return (flash reads are split by the port modules).
 RESULT_CAP = 192 * 1024
 PIPE_CHUNK = 4096  # <= PIPE_BUF: each write is all-or-nothing, so a signal cannot tear it
@@ -489,8 +491,8 @@ class MicroPythonRuntime:
         rep_r, rep_w = os.pipe()  # chip -> interpreter: replies
         out_r, out_w = os.pipe()  # interpreter stdout/stderr -> console
         code = _BOOTSTRAP % (req_w, rep_r, PIPE_CHUNK, PIPE_CHUNK)
-        argv = [sys.executable, "-c", _LAUNCH, str(os.getpid()), "micropython", "-X", f"heapsize={HEAP_SIZE}",
-                "-c", code]
+        argv = [sys.executable, "-c", _LAUNCH, str(os.getpid()), "micropython",
+                "-X", f"heapsize={HEAP_SIZE[self.chip]}", "-c", code]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MICROPY")}
         env["HOME"] = "/nonexistent"  # nothing from ~/.micropython/lib on the board's path
         self.proc = subprocess.Popen(argv, pass_fds=(req_w, rep_r), stdin=subprocess.DEVNULL, stdout=out_w,

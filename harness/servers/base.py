@@ -166,6 +166,10 @@ class TcpServerBase:
 
     scheme = "tcp"
     connection_timeout: float | None = 30.0
+    # A small kernel send buffer keeps "bytes sent" close to "bytes the device has read":
+    # with Linux's autotuned buffers a server is hundreds of KB ahead of a slow device, and a
+    # fault placed at byte N would strike long before the device got anywhere near N.
+    send_buffer: int | None = 16 * 1024
 
     def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0, *,
                  log_path: str | os.PathLike[str] | None = None, advertise_host: str | None = None) -> None:
@@ -264,6 +268,8 @@ class TcpServerBase:
                 return
             if self.connection_timeout is not None:
                 conn.settimeout(self.connection_timeout)
+            if self.send_buffer is not None:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
             # Every write leaves at once: fault points (stall, on_bytes, drop) land at the byte.
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._conns_lock:

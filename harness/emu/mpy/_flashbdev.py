@@ -21,11 +21,25 @@ else:
 
         def __init__(self, blocks):
             self.blocks = blocks
+            self._cache = []  # the last few blocks, as esp32.Partition keeps them (see there)
 
         def readblocks(self, n, buf, off=0):
-            esp.flash_read((n + self.START_SEC) * self.SEC_SIZE + off, buf)
+            if off + len(buf) > self.SEC_SIZE:
+                esp.flash_read((n + self.START_SEC) * self.SEC_SIZE + off, buf)
+                return
+            for entry in self._cache:
+                if entry[0] == n:
+                    self._cache.remove(entry)
+                    break
+            else:
+                entry = (n, esp.flash_read((n + self.START_SEC) * self.SEC_SIZE, self.SEC_SIZE))
+                if len(self._cache) >= 3:
+                    self._cache.pop(0)
+            self._cache.append(entry)
+            buf[:] = memoryview(entry[1])[off:off + len(buf)]
 
         def writeblocks(self, n, buf, off=None):
+            self._cache = []
             if off is None:
                 esp.flash_erase(n + self.START_SEC)
                 off = 0
@@ -37,6 +51,7 @@ else:
             if op == 5:  # block size
                 return self.SEC_SIZE
             if op == 6:  # erase a block
+                self._cache = []
                 esp.flash_erase(arg + self.START_SEC)
                 return 0
 

@@ -16,6 +16,10 @@ class Partition:
         else:
             self._info = tuple(_hil.call("part_get", id))
         self._bs = block_size
+        # littlefs reads in 128-byte pieces, alternating between a metadata pair and file
+        # data; keeping the last few blocks turns hundreds of board calls per file into a
+        # few (the chip's flash cache does this job on a board).
+        self._cache = []  # [(block, bytes)], most recent last
 
     @staticmethod
     def find(type=TYPE_APP, subtype=0xFF, label=None, block_size=4096):
@@ -30,11 +34,25 @@ class Partition:
             t, s, a, n, label, enc)
 
     def readblocks(self, block, buf, offset=0):
-        data = _hil.unb64(_hil.call("part_read", self._info[2], self._info[3], block * self._bs + offset, len(buf)))
+        n = len(buf)
+        if self._bs == 4096 and offset + n <= 4096:
+            for entry in self._cache:
+                if entry[0] == block:
+                    self._cache.remove(entry)
+                    break
+            else:
+                entry = (block, _hil.unb64(_hil.call("part_read", self._info[2], self._info[3], block * 4096, 4096)))
+                if len(self._cache) >= 3:
+                    self._cache.pop(0)
+            self._cache.append(entry)
+            buf[:] = memoryview(entry[1])[offset:offset + n]
+            return
+        data = _hil.unb64(_hil.call("part_read", self._info[2], self._info[3], block * self._bs + offset, n))
         buf[: len(data)] = data
 
     def writeblocks(self, block, buf, offset=None):
         # Without an offset the blocks are erased first (as the port does).
+        self._cache = []
         erase = offset is None
         off = block * self._bs + (0 if offset is None else offset)
         _hil.call("part_write", self._info[2], self._info[3], off, _hil.b64(bytes(buf)), erase, self._bs)
@@ -45,6 +63,7 @@ class Partition:
         if op == 5:
             return self._bs
         if op == 6:
+            self._cache = []
             _hil.call("part_erase", self._info[2], self._info[3], arg * self._bs, self._bs)
             return 0
         if op in (1, 2, 3):

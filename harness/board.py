@@ -1,0 +1,263 @@
+"""Board: what a scenario drives, the same for a board on a bench and a virtual one.
+
+It bundles the power switch, the serial console, esptool (``harness.flashing``), the
+agent deployment (``harness.deploy``) and the boot-state oracle (``harness.bootstate``).
+Only :func:`open_board` knows the difference between real and virtual boards: a virtual
+board is started here and powered through its control endpoint; a real one is reached
+through the rig's port selector and power switch.
+
+A board is left powered off when it is closed, whatever happened before (unless the
+rig says ``leave_on``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from .bootstate import BootState, read_boot_state
+from .console import Console
+from .deploy import AGENT_DIR, deploy
+from .firmware import FlashPart, micropython_baseline
+from .flashing import Flasher
+from .power.base import PowerSwitch
+
+OTADATA_OFFSET = 0xD000
+OTADATA_SIZE = 0x2000
+
+
+class BoardError(RuntimeError):
+    """A board could not be brought into the state a test needs (infrastructure, not product)."""
+
+
+class Board:
+    def __init__(self, spec, rig, workdir: Path, url: str, power: PowerSwitch, virtual=None):
+        self.spec = spec
+        self.rig = rig
+        self.name: str = spec.name
+        self.chip: str = spec.chip
+        self.workdir = workdir
+        self.url = url
+        self.power = power
+        self.virtual = virtual  # harness.emu.launcher.VirtualBoard for virtual boards
+        self.console = Console(url, self.name, workdir / f"{self.name}.console.log")
+        self.config: dict = {}
+        self._agent_hashes: dict[str, str] | None = None
+        self._files_region: tuple[int, int] | None = None
+        self.app_files: dict[str, bytes] = {}
+        self.app_version = ""
+        # Images this run wrote or served: the boot-state oracle recognises them by MD5.
+        self.known_images: list[bytes] = []
+        self._prepared = False
+
+    # -- power ----------------------------------------------------------------------------------
+    def power_on(self) -> None:
+        self.power.on()
+        self.console.attach(timeout=self.spec.boot_timeout)
+
+    def power_off(self) -> None:
+        self.console.release()
+        self.power.off()
+
+    def power_cycle(self) -> None:
+        self.power_off()
+        time.sleep(self.power.default_off_time)
+        self.power_on()
+
+    # -- esptool ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def flasher(self, reset: bool = True) -> Iterator[Flasher]:
+        """esptool on the board's port; the console gives the port up meanwhile.
+
+        Afterwards the console reattaches first and then resets the board (``reset``), so
+        the boot output is in the log: what a chip prints while no one has the port open
+        is lost, on a USB-UART bridge as on a virtual board.
+        """
+        self.console.release()
+        try:
+            with Flasher(self.url, chip=self.chip, baud=self.spec.baud, after="no-reset") as f:
+                yield f
+        finally:
+            self.console.attach(timeout=self.spec.boot_timeout)
+            if reset:
+                self.console.hard_reset()
+
+    def baseline_parts(self) -> list[FlashPart]:
+        if self.spec.baseline == "micropython":
+            return micropython_baseline(self.chip, flash_size=_size_name(self.spec.flash_size))
+        return [FlashPart(p.offset, Path(p.path).read_bytes(), Path(p.path).name) for p in self.spec.baseline]
+
+    def restore_firmware(self) -> None:
+        """The baseline firmware in place (written only where its MD5 differs) and booting first.
+
+        Erasing otadata makes an ESP32 boot ota_0 again, whatever an update did before.
+        """
+        parts = self.baseline_parts()
+        self.remember_image(*(p.data for p in parts))
+        with self.flasher() as f:
+            f.write([(p.offset, p.data) for p in parts], skip_unchanged=True)
+            if self.chip == "esp32":
+                f.erase_region(OTADATA_OFFSET, OTADATA_SIZE)
+
+    def remember_image(self, *images: bytes) -> None:
+        for image in images:
+            if image not in self.known_images:
+                self.known_images.append(image)
+
+    def boot_state(self) -> BootState:
+        """Read the flash and decode what boots next (the board is reset afterwards and boots)."""
+        region = self.files_region()
+        with self.flasher() as f:
+            return read_boot_state(f, self.chip, files_region=region, known=self.known_images)
+
+    def files_region(self) -> tuple[int, int] | None:
+        """(offset, size) of the MicroPython filesystem; ESP32 boards find it in their partition table."""
+        if self.chip == "esp32":
+            return None
+        if self._files_region is None:
+            # What MicroPython's esp8266 port uses: from flash_user_start + 1 reserved sector to
+            # 20 KiB before the end (asked once, it depends on the firmware build).
+            out = self.exec("import esp; print(esp.flash_user_start(), esp.flash_size())")
+            start, size = (int(x) for x in out.split())
+            first = start // 0x1000 + 1
+            self._files_region = (first * 0x1000, ((size - 20480) // 0x1000 - first) * 0x1000)
+        return self._files_region
+
+    # -- the device implementation -----------------------------------------------------------------
+    def exec(self, code: str, timeout: float = 30.0) -> str:
+        return self.console.exec_raw(code, timeout=timeout)
+
+    def prepare(self, config: Mapping, app_version: str, app_files: Mapping[str, bytes],
+                extra: Mapping[str, bytes] | None = None) -> None:
+        """Baseline firmware, the agent, ``config`` and application ``app_version`` in slot a; wait for ready.
+
+        The agent is copied with mpremote only when what the board holds differs; otherwise
+        only the application slots are reset (before the firmware reset, so the board boots
+        straight into the baseline without a trial boot to sit through).
+        """
+        self.config = dict(config)
+        self.app_files = dict(app_files)
+        self.app_version = app_version
+        if self.power.state() is False:  # e.g. a scenario that cut the power failed before restoring it
+            self.power_on()
+        in_place = self._prepared and self._reset_slots_if_agent_matches(extra)
+        mark = self.console.mark()
+        self.restore_firmware()
+        if not in_place:
+            self.wait_boot(since=mark)
+            if not self._reset_slots_if_agent_matches(extra):
+                self.console.release()
+                try:
+                    deploy(self.url, self.config, app_version, app_files, extra=extra, reset=False)
+                finally:
+                    self.console.attach(timeout=self.spec.boot_timeout)
+            mark = self.console.mark()
+            self.console.hard_reset()
+        self.wait_ready(since=mark)
+        self._prepared = True
+
+    def _expected_files(self, extra: Mapping[str, bytes] | None) -> dict[str, bytes]:
+        files = {f"lib/{p.name}": p.read_bytes() for p in sorted((AGENT_DIR / "lib").glob("*.py"))}
+        for name in ("boot.py", "main.py"):
+            files[name] = (AGENT_DIR / name).read_bytes()
+        files["ota_config.json"] = json.dumps(self.config, indent=1, sort_keys=True).encode()
+        for name, data in self.app_files.items():
+            files[f"slots/a/{name}"] = data
+        files.update(extra or {})
+        return files
+
+    def _reset_slots_if_agent_matches(self, extra: Mapping[str, bytes] | None) -> bool:
+        """One REPL call: if every agent and slot-a file has the expected SHA-256, put slot a back in charge."""
+        from .deploy import bundle_manifest
+
+        want = {name: hashlib.sha256(data).hexdigest() for name, data in self._expected_files(extra).items()}
+        manifest = json.dumps(bundle_manifest(self.app_version, self.app_files))
+        state = json.dumps({"active": "a", "previous": None, "pending": False, "tries": 0})
+        code = ("import os, hashlib, binascii\n"
+                f"want = {want!r}\n"
+                "def sha(n):\n"
+                "    try:\n"
+                "        h = hashlib.sha256()\n"
+                "        with open(n, 'rb') as f:\n"
+                "            while True:\n"
+                "                b = f.read(1024)\n"
+                "                if not b:\n"
+                "                    break\n"
+                "                h.update(b)\n"
+                "        return binascii.hexlify(h.digest()).decode()\n"
+                "    except OSError:\n"
+                "        return '-'\n"
+                "diff = [n for n in want if sha(n) != want[n]]\n"
+                "def rm(p):\n"
+                "    try:\n"
+                "        for e in os.ilistdir(p):\n"
+                "            rm(p + '/' + e[0]) if e[1] == 0x4000 else os.remove(p + '/' + e[0])\n"
+                "        os.rmdir(p)\n"
+                "    except OSError:\n"
+                "        pass\n"
+                "if not diff:\n"
+                "    rm('slots/b')\n"
+                "    for n in os.listdir('/'):\n"
+                "        if n.endswith('.new') or n.endswith('.part'):\n"
+                "            os.remove(n)\n"
+                f"    open('slots/a/.manifest.json', 'w').write({manifest!r})\n"
+                f"    open('ota_state.json', 'w').write({state!r})\n"
+                "print('DIFF', diff)\n")
+        try:
+            out = self.exec(code, timeout=10)
+        except Exception:
+            return False
+        return "DIFF []" in out
+
+    def wait_boot(self, since: int, timeout: float | None = None) -> None:
+        """Wait for MicroPython's banner after a reset."""
+        self.console.expect(r"MicroPython v\S+ on ", timeout or self.spec.boot_timeout + 10, since=since)
+
+    def wait_ready(self, since: int | None = None, timeout: float | None = None):
+        """Wait for the agent's ``OTA ready`` line (it has confirmed whatever was on trial)."""
+        return self.console.expect_event("ready", timeout or self.spec.boot_timeout + 20,
+                                         since=self.console.mark() if since is None else since)
+
+    def trigger_update(self, kind: str, manifest_url: str) -> int:
+        """The serial command: run an HTTP(S) pull of ``manifest_url`` from the REPL; returns the console mark."""
+        mark = self.console.mark()
+        # The raw REPL's "OK" has no line end after it: start the device's output on a new line.
+        self.console.exec_raw(f"print()\nimport otaagent\notaagent.update({kind!r}, {manifest_url!r})\n", wait=False)
+        return mark
+
+    # -- teardown ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Leave the board powered off (unless the rig says leave_on) and release everything."""
+        try:
+            if not getattr(self.rig, "leave_on", False):
+                self.power_off()
+        finally:
+            self.console.close()
+            self.power.close()
+            if self.virtual is not None:
+                self.virtual.stop()
+
+
+def _size_name(size: int) -> str:
+    return f"{size // (1024 * 1024)}MB"
+
+
+def open_board(spec, rig, workdir: Path) -> Board:
+    """Start (virtual) or find (real) the board of ``spec``, powered off, console not yet attached."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if spec.virtual:
+        from .emu.launcher import VirtualBoard
+        from .power.virtual import VirtualPowerSwitch
+
+        vb = VirtualBoard.start(spec.chip, str(workdir / f"{spec.name}.flash"), _size_name(spec.flash_size),
+                                name=spec.name, power_off=True, console_log=None)
+        return Board(spec, rig, workdir, vb.serial_url, VirtualPowerSwitch(vb.control_url, name=spec.name), vb)
+    from .ports import resolve_port
+    from .power import make_switch
+
+    power = make_switch(spec.power.kind, dict(spec.power.options), spec.name)
+    return Board(spec, rig, workdir, resolve_port(spec.port, spec), power)

@@ -1,0 +1,227 @@
+"""The boot-state oracle: what a board's flash says will happen at the next boot.
+
+Read with esptool (``harness.flashing``) and decoded with ``harness.esp``, the same way
+for real and virtual boards: the partition table, both otadata entries, every app slot's
+image (version, validity), which slot the bootloader will start next, and, for the
+MicroPython agent's file OTA, the slot record and slot manifests read out of littlefs in
+the filesystem region (``littlefs-python``, blocks fetched from the board as needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from .esp import boot as rules
+from .esp.app_image import image_length, verify_image
+from .esp.errors import FormatError
+from .esp.otadata import OTADATA_SECTOR_SIZE, parse_otadata, state_name
+from .esp.partition_table import PartitionTable
+from .flashing import Flasher
+
+PARTITION_TABLE_OFFSET = 0x8000
+BLOCK = 0x1000
+READ_CHUNK = 0x10000
+
+
+@dataclass
+class SlotState:
+    label: str
+    offset: int
+    size: int
+    project: str = ""
+    version: str = ""
+    valid: bool = False
+    reason: str | None = None
+    ota_state: str | None = None  # the otadata entry naming this slot: NEW, PENDING_VERIFY, VALID, ...
+
+
+@dataclass
+class FileSlots:
+    active: str | None = None
+    previous: str | None = None
+    pending: bool = False
+    tries: int = 0
+    versions: dict[str, str | None] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class BootState:
+    chip: str
+    boot_slot: str | None = None  # what the bootloader starts next (ESP32), after its own checks
+    otadata: list[dict] = field(default_factory=list)
+    slots: dict[str, SlotState] = field(default_factory=dict)
+    files: FileSlots | None = None
+    table_error: str | None = None
+
+    @property
+    def boot_version(self) -> str | None:
+        slot = self.slots.get(self.boot_slot or "")
+        return slot.version if slot else None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lines = [f"chip {self.chip}"]
+        if self.table_error:
+            lines.append(f"partition table: {self.table_error}")
+        if self.slots:
+            lines.append(f"next boot: {self.boot_slot} ({self.boot_version})")
+            for e in self.otadata:
+                lines.append(f"otadata[{e['sector']}]: seq={e['seq']} state={e['state']} crc_ok={e['crc_ok']}")
+            for s in self.slots.values():
+                ok = "valid" if s.valid else f"INVALID ({s.reason})"
+                lines.append(f"{s.label:6} 0x{s.offset:06x} {s.project} {s.version} {ok} otadata={s.ota_state}")
+        if self.files is not None:
+            f = self.files
+            if f.error:
+                lines.append(f"files: {f.error}")
+            else:
+                lines.append(f"files: active={f.active} pending={f.pending} tries={f.tries} previous={f.previous} "
+                             f"versions={f.versions}")
+        return "\n".join(lines)
+
+
+class _Reader:
+    """Flash reads through esptool, cached in 4 KiB blocks, fetched in runs."""
+
+    def __init__(self, flasher: Flasher):
+        self.flasher = flasher
+        self.blocks: dict[int, bytes] = {}
+
+    def read(self, offset: int, length: int) -> bytes:
+        first, last = offset // BLOCK, (offset + length - 1) // BLOCK
+        b = first
+        while b <= last:
+            if b in self.blocks:
+                b += 1
+                continue
+            run = b
+            while run <= last and run not in self.blocks and (run - b) * BLOCK < READ_CHUNK:
+                run += 1
+            data = self.flasher.read(b * BLOCK, (run - b) * BLOCK)
+            for i in range(run - b):
+                self.blocks[b + i] = data[i * BLOCK:(i + 1) * BLOCK]
+            b = run
+        blob = b"".join(self.blocks[i] for i in range(first, last + 1))
+        start = offset - first * BLOCK
+        return blob[start:start + length]
+
+
+def _image_span(reader: _Reader, offset: int, size: int, chip: str) -> int:
+    """How many bytes of the slot the image claims (header + segments + checksum + hash), within the slot."""
+    probe = min(size, BLOCK)
+    while True:
+        try:
+            return min(size, image_length(reader.read(offset, probe), chip))
+        except FormatError as e:
+            if probe >= size or "magic" in str(e).lower():
+                return min(size, probe)
+            probe = min(size, probe * 4)
+
+
+def read_boot_state(flasher: Flasher, chip: str, *, files_region: tuple[int, int] | None = None,
+                    known: Sequence[bytes] = ()) -> BootState:
+    """Read and decode the board's boot state; ``files_region`` (offset, size) also decodes the file slots.
+
+    ``known`` are images the caller wrote or served: a slot whose first block and MD5 match
+    one of them is judged from that image, so the slot itself is not read back (a 1.5 MB
+    read takes seconds here and half a minute at 460800 baud on a bench).
+    """
+    reader = _Reader(flasher)
+    state = BootState(chip=chip)
+    if chip == "esp32":
+        _read_app_slots(reader, state, known)
+        if files_region is None and state.table_error is None:
+            table = PartitionTable.from_bytes(reader.read(PARTITION_TABLE_OFFSET, 0xC00))
+            vfs = table.find("vfs")
+            if vfs is not None:
+                files_region = (vfs.offset, vfs.size)
+    if files_region is not None:
+        state.files = read_file_slots(reader, *files_region)
+    return state
+
+
+def _known_image(reader: _Reader, offset: int, known: Sequence[bytes]) -> bytes | None:
+    head = reader.read(offset, BLOCK)
+    for image in known:
+        if len(image) >= BLOCK and image[:BLOCK] == head and \
+                reader.flasher.md5(offset, len(image)) == hashlib.md5(image).hexdigest():
+            return image
+    return None
+
+
+def _read_app_slots(reader: _Reader, state: BootState, known: Sequence[bytes] = ()) -> None:
+    try:
+        table = PartitionTable.from_bytes(reader.read(PARTITION_TABLE_OFFSET, 0xC00))
+    except FormatError as e:
+        state.table_error = str(e)
+        return
+    otadata = reader.read(table.otadata.offset, 2 * OTADATA_SECTOR_SIZE) if table.otadata else None
+    if otadata is not None:
+        for i, e in enumerate(parse_otadata(otadata)):
+            state.otadata.append({"sector": i, "seq": e.seq, "state": state_name(e.state), "crc_ok": e.crc_ok})
+
+    checks: dict[str, rules.SlotCheck] = {}
+
+    def check(p) -> rules.SlotCheck:
+        if p.label not in checks:
+            data = _known_image(reader, p.offset, known)
+            if data is None:
+                data = reader.read(p.offset, _image_span(reader, p.offset, p.size, state.chip))
+            checks[p.label] = rules.SlotCheck.from_image_check(
+                verify_image(data, chip=state.chip, partition_size=p.size, address=p.offset))
+        return checks[p.label]
+
+    for p in table.apps:
+        c = check(p)
+        ota = rules.app_state(table, otadata, p) if otadata is not None else None
+        state.slots[p.label] = SlotState(p.label, p.offset, p.size, c.project, c.version, c.ok, c.reason,
+                                         None if ota is None else state_name(ota))
+    decision = rules.select_boot(table, otadata, check)
+    state.boot_slot = decision.partition.label if decision.partition is not None else None
+
+
+def read_file_slots(reader: _Reader, offset: int, size: int) -> FileSlots:
+    """The agent's slot record and slot manifests, from the littlefs in [offset, offset+size)."""
+    from littlefs import LittleFS, LittleFSError
+
+    class Device:
+        def read(self, cfg, block, off, n):
+            return bytearray(reader.read(offset + block * BLOCK + off, n))
+
+        def prog(self, cfg, block, off, data):
+            raise OSError("read-only")
+
+        def erase(self, cfg, block):
+            raise OSError("read-only")
+
+        def sync(self, cfg):
+            return 0
+
+    # MicroPython's VfsLfs2 defaults: 4 KiB blocks, 32-byte read/prog/lookahead.
+    try:
+        fs = LittleFS(context=Device(), block_size=BLOCK, block_count=size // BLOCK, read_size=32, prog_size=32,
+                      lookahead_size=32, mount=True)
+    except (LittleFSError, OSError) as e:
+        return FileSlots(error=f"littlefs at 0x{offset:x} does not mount: {e}")
+
+    def load(path: str):
+        try:
+            with fs.open(path, "r") as fh:
+                return json.loads(fh.read())
+        except (LittleFSError, OSError, ValueError, FileNotFoundError):
+            return None
+
+    st = load("/ota_state.json") or {}
+    versions = {}
+    for slot in ("a", "b"):
+        m = load(f"/slots/{slot}/.manifest.json")
+        versions[slot] = m.get("version") if isinstance(m, dict) else None
+    return FileSlots(active=st.get("active"), previous=st.get("previous"), pending=bool(st.get("pending")),
+                     tries=int(st.get("tries", 0) or 0), versions=versions,
+                     error=None if st else "no /ota_state.json")

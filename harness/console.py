@@ -1,0 +1,248 @@
+"""A board's serial console: a reader thread, a timestamped log, ``expect`` and the raw REPL.
+
+The console owns the serial port while it is open. esptool and mpremote need the port
+too, so :meth:`Console.release` closes it (the log keeps what was read) and
+:meth:`Console.attach` opens it again; :class:`harness.board.Board` does this around
+every flashing and deploy step.
+
+The device implementation reports every event the harness asserts on as one line
+``OTA <event> key=value ...`` (``device_fw/micropython/README.md``); :meth:`Console.events`
+parses them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import serial
+
+from .transport import open_port
+
+_OTA_LINE = re.compile(r"^OTA ([a-z-]+)((?: [A-Za-z_]+=\S*)*)\s*$")
+
+
+class ConsoleError(RuntimeError):
+    """The console could not do what was asked; the message names the port."""
+
+
+@dataclass(frozen=True)
+class OtaEvent:
+    name: str
+    fields: dict[str, str]
+    at: int  # position in the console text
+
+    def __getitem__(self, key: str) -> str:
+        return self.fields[key]
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.fields.get(key, default)
+
+
+def parse_ota_line(line: str) -> tuple[str, dict[str, str]] | None:
+    m = _OTA_LINE.match(line.strip())
+    if not m:
+        return None
+    fields = dict(part.split("=", 1) for part in m.group(2).split())
+    return m.group(1), fields
+
+
+class Console:
+    """Reads ``url`` in a thread; everything read is kept as text and logged with timestamps."""
+
+    def __init__(self, url: str, name: str, log_path: str | Path | None = None, baud: int = 115200):
+        self.url = url
+        self.name = name
+        self.baud = baud
+        self.log_path = Path(log_path) if log_path else None
+        self._text = ""
+        self._cond = threading.Condition()
+        self._port: serial.SerialBase | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._line_start = True
+        self._log = open(self.log_path, "a", encoding="utf-8") if self.log_path else None
+
+    # -- port ownership ---------------------------------------------------------------------
+    @property
+    def attached(self) -> bool:
+        return self._port is not None
+
+    def attach(self, timeout: float = 10.0) -> None:
+        """Open the port (retrying while it is missing, e.g. re-enumerating after power-on)."""
+        if self._port is not None and self._thread is not None and not self._thread.is_alive():
+            self.release()  # the port went away under the reader (board power cut through USB)
+        if self._port is not None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._port = open_port(self.url, self.baud, timeout=0.05, release_lines=True)
+                break
+            except (serial.SerialException, OSError, ValueError) as e:
+                if time.monotonic() > deadline:
+                    raise ConsoleError(f"console of {self.name}: serial port {self.url} cannot be opened: "
+                                       f"{e}") from None
+                time.sleep(0.2)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._reader, name=f"console-{self.name}", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        """Close the port so another tool can use it; what was read stays in the log."""
+        if self._port is None:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        try:
+            self._port.close()
+        except Exception:
+            pass
+        self._port = None
+        self._thread = None
+
+    def close(self) -> None:
+        self.release()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _reader(self) -> None:
+        port = self._port
+        while not self._stop.is_set() and port is not None:
+            try:
+                data = port.read(4096)
+            except Exception:
+                # The port vanished (board powered through it, cable pulled): stop reading;
+                # attach() opens it again when the board is back.
+                self._append(f"\n[console: {self.url} went away]\n")
+                return
+            if data:
+                self._append(data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n"))
+
+    def _append(self, text: str) -> None:
+        with self._cond:
+            self._text += text
+            self._cond.notify_all()
+        if self._log is not None:
+            out = []
+            for ch in text:
+                if self._line_start:
+                    out.append(time.strftime("%H:%M:%S.") + f"{int(time.time() * 1000) % 1000:03d} ")
+                out.append(ch)
+                self._line_start = ch == "\n"
+            self._log.write("".join(out))
+            self._log.flush()
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        with self._cond:
+            return self._text
+
+    def mark(self) -> int:
+        """A position to search from: ``expect(..., since=console.mark())`` sees only newer output."""
+        with self._cond:
+            return len(self._text)
+
+    def expect(self, pattern: str, timeout: float = 10.0, since: int = 0) -> re.Match:
+        """Wait for ``pattern`` (a regex, multiline) in the output after ``since``."""
+        rx = re.compile(pattern, re.MULTILINE)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = rx.search(self._text, since)
+                if m:
+                    return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    tail = self._text[max(since, len(self._text) - 1500):]
+                    raise TimeoutError(f"console of {self.name}: {pattern!r} not seen within {timeout:.0f} s; "
+                                       f"last output:\n{tail}")
+                self._cond.wait(min(left, 0.2))
+
+    def events(self, since: int = 0, name: str | None = None) -> list[OtaEvent]:
+        """The ``OTA ...`` lines printed after ``since``, parsed."""
+        out = []
+        text = self.text
+        pos = since
+        for line in text[since:].split("\n"):
+            parsed = parse_ota_line(line)
+            if parsed and (name is None or parsed[0] == name):
+                out.append(OtaEvent(parsed[0], parsed[1], pos))
+            pos += len(line) + 1
+        return out
+
+    def expect_event(self, name: str, timeout: float = 30.0, since: int = 0, **fields: str) -> OtaEvent:
+        """Wait for an ``OTA <name>`` line whose fields include ``fields``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for ev in self.events(since, name):
+                if all(ev.fields.get(k) == str(v) for k, v in fields.items()):
+                    return ev
+            left = deadline - time.monotonic()
+            if left <= 0:
+                seen = [f"{e.name} {e.fields}" for e in self.events(since)]
+                raise TimeoutError(f"console of {self.name}: no 'OTA {name}' with {fields} within {timeout:.0f} s; "
+                                   f"OTA lines seen: {seen[-8:]}")
+            with self._cond:
+                self._cond.wait(min(left, 0.1))
+
+    # -- writing ------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._port is None:
+            raise ConsoleError(f"console of {self.name}: serial port {self.url} is not open")
+        self._port.write(data)
+
+    def hard_reset(self) -> None:
+        """Pulse EN through RTS with IO0 (DTR) released, as a DevKit's auto-reset circuit does: boot from flash."""
+        if self._port is None:
+            raise ConsoleError(f"console of {self.name}: serial port {self.url} is not open")
+        self._port.dtr = False
+        self._port.rts = True
+        time.sleep(0.1)
+        self._port.rts = False
+
+    def interrupt(self, timeout: float = 5.0) -> None:
+        """Stop whatever runs (Ctrl-C) and wait for the friendly REPL prompt."""
+        since = self.mark()
+        self.write(b"\r\x03\x03")
+        self.expect(r">>> $", timeout, since)
+
+    def _enter_raw(self, timeout: float) -> None:
+        # Bytes sent while the board is still resetting or booting are lost, as on a real
+        # UART: ask again until the raw REPL answers.
+        deadline = time.monotonic() + timeout
+        while True:
+            since = self.mark()
+            self.write(b"\r\x03\x03\x01")
+            try:
+                self.expect(r"raw REPL; CTRL-B to exit\n>", min(1.5, max(0.1, deadline - time.monotonic())), since)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"console of {self.name}: the raw REPL did not answer within "
+                                       f"{timeout:.0f} s; last output:\n{self.text[-1500:]}") from None
+
+    def exec_raw(self, code: str, timeout: float = 30.0, wait: bool = True) -> str:
+        """Run ``code`` through the raw REPL (what mpremote does) and return its output.
+
+        With ``wait=False`` the call returns as soon as the board has accepted the code:
+        for a command that ends in a reset (an update) there is no result to wait for.
+        """
+        self._enter_raw(timeout)
+        since = self.mark()
+        self.write(code.encode() + b"\x04")
+        self.expect(r"OK", timeout, since)
+        if not wait:
+            return ""
+        m = self.expect(r"(?s)OK(.*?)\x04(.*?)\x04>", timeout, since)
+        out, err = m.group(1), m.group(2)
+        self.write(b"\x02")  # back to the friendly REPL
+        if err.strip():
+            raise ConsoleError(f"console of {self.name}: the board raised:\n{err.strip()}")
+        return out

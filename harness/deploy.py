@@ -1,0 +1,94 @@
+"""Putting the MicroPython OTA agent and a baseline application on a board, with stock mpremote.
+
+The board's filesystem is staged in a directory on the host (agent modules, boot.py,
+main.py, the per-board ``ota_config.json``, application slot "a" with its manifest, the
+slot record) and copied in one mpremote run, so the same call works for a board on a
+local port, behind RFC 2217, or virtual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+AGENT_DIR = Path(__file__).resolve().parent.parent / "device_fw" / "micropython"
+MANIFEST = ".manifest.json"
+
+
+class DeployError(RuntimeError):
+    """mpremote could not put the files on the board; the message names the port and the step."""
+
+
+def bundle_manifest(version: str, files: Mapping[str, bytes], chip: str | None = None) -> dict:
+    """The manifest of a file bundle: version and each file's name, size and SHA-256."""
+    m: dict = {"version": version,
+               "files": [{"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                         for name, data in files.items()]}
+    if chip:
+        m["chip"] = chip
+    return m
+
+
+def stage(directory: Path, config: Mapping, app_version: str, app_files: Mapping[str, bytes],
+          extra: Mapping[str, bytes] | None = None) -> Path:
+    """Lay out the board's filesystem under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(AGENT_DIR / "lib", directory / "lib", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("boot.py", "main.py"):
+        shutil.copy2(AGENT_DIR / name, directory / name)
+    (directory / "ota_config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
+    slot = directory / "slots" / "a"
+    for name, data in app_files.items():
+        path = slot / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (slot / MANIFEST).write_text(json.dumps(bundle_manifest(app_version, app_files)))
+    (directory / "ota_state.json").write_text(json.dumps({"active": "a", "previous": None, "pending": False,
+                                                          "tries": 0}))
+    for name, data in (extra or {}).items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(data)
+    return directory
+
+
+def mpremote(port: str, *args: str, cwd: str | Path | None = None, timeout: float = 300) -> str:
+    """Run stock mpremote on ``port``; raise DeployError naming the port and the command on failure."""
+    cmd = [sys.executable, "-m", "mpremote", "connect", port, *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"mpremote on {port}: {' '.join(args)} did not finish within {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        lines = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()
+        raise DeployError(f"mpremote on {port}: {' '.join(args)[:80]} failed: {lines[-1]}")
+    return proc.stdout
+
+
+def deploy(port: str, config: Mapping, app_version: str, app_files: Mapping[str, bytes],
+           extra: Mapping[str, bytes] | None = None, reset: bool = True) -> None:
+    """Replace the board's files with the agent, ``config`` and the application in slot "a"."""
+    with tempfile.TemporaryDirectory(prefix="ota-deploy-") as tmp:
+        root = stage(Path(tmp), config, app_version, app_files, extra)
+        top = sorted(p.name for p in root.iterdir())
+        # Remove what an earlier run left (old slots, half-written files), then copy everything.
+        wipe = ("import os\n"
+                "def rm(p):\n"
+                "    try:\n"
+                "        for e in os.ilistdir(p):\n"
+                "            rm(p + '/' + e[0]) if e[1] == 0x4000 else os.remove(p + '/' + e[0])\n"
+                "        os.rmdir(p)\n"
+                "    except OSError:\n"
+                "        pass\n"
+                "for e in os.ilistdir('/'):\n"
+                "    rm('/' + e[0]) if e[1] == 0x4000 else os.remove('/' + e[0])\n")
+        args = ["exec", wipe, "+", "fs", "cp", "-r", *top, ":"]
+        if reset:
+            args += ["+", "reset"]
+        mpremote(port, *args, cwd=root)

@@ -1,0 +1,233 @@
+"""What the OTA scenarios share: the servers of a run, the artifacts they serve, one board under test.
+
+:class:`OtaBench` lives for the whole pytest session: it opens the rig's boards when a
+test first needs them, runs the HTTP server the devices update from (with its /health
+endpoint) and writes each board's agent config. :class:`Target` is one (board, update
+kind) pair in its baseline state, with the few verbs a scenario needs: publish an
+update (optionally with a fault plan), trigger it, read the running version and the
+boot state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import report
+from .board import Board, open_board
+from .console import OtaEvent
+from .deploy import bundle_manifest
+from .firmware import ESP32_APP_OFFSET, FirmwareFactory, app_bundle
+from .servers import FaultPlan, HttpServer
+
+BASE_APP_VERSION = "1"
+NEXT_APP_VERSION = "2"
+CONFIRM_TIMEOUT_S = 4
+
+
+class OtaBench:
+    def __init__(self, rig, workdir: Path, mutation: str | None = None):
+        self.rig = rig
+        self.workdir = workdir
+        self.mutation = mutation
+        self.boards: dict[str, Board] = {}
+        self.http = HttpServer(host="0.0.0.0" if rig.host not in ("127.0.0.1", "localhost") else "127.0.0.1",
+                               advertise_host=rig.host, log_path=workdir / "http-server.log", name="http")
+        self.http.start()
+        self._lock = threading.Lock()
+        self._factories: dict[str, FirmwareFactory] = {}
+
+    def board(self, name: str) -> Board:
+        with self._lock:
+            if name not in self.boards:
+                spec = next(b for b in self.rig.boards if b.name == name)
+                board = open_board(spec, self.rig, self.workdir / name)
+                self.boards[name] = board
+                board.power_on()
+            return self.boards[name]
+
+    def config_for(self, board: Board) -> dict:
+        ssid, key = ("hil-bench", "") if board.spec.virtual else self.rig.wifi()
+        return {"device": board.name, "chip": board.chip, "wifi": {"ssid": ssid, "key": key},
+                "health": self.http.url_for("/health"), "confirm_timeout": CONFIRM_TIMEOUT_S}
+
+    def firmware(self, board: Board) -> FirmwareFactory:
+        if board.name not in self._factories:
+            app = next(p for p in board.baseline_parts() if p.offset == ESP32_APP_OFFSET)
+            self._factories[board.name] = FirmwareFactory(app.data, board.chip)
+        return self._factories[board.name]
+
+    def close(self) -> None:
+        errors = []
+        for board in self.boards.values():
+            try:
+                board.close()
+            except Exception as e:  # every board is switched off even if one fails
+                errors.append(f"{board.name}: {e}")
+        self.boards.clear()
+        self.http.stop()
+        if errors:
+            raise RuntimeError("boards not closed cleanly: " + "; ".join(errors))
+
+
+@dataclass
+class Published:
+    """An update on the server: where the device finds it and what it contains."""
+
+    kind: str
+    version: str
+    manifest_url: str
+    paths: list[str]
+    size: int
+    sha256: str
+    path_sizes: dict[str, int] = field(default_factory=dict)
+    fault: FaultPlan | None = None
+    cut: threading.Event = field(default_factory=threading.Event)
+
+
+class Target:
+    """One board and one update kind, prepared in its baseline state."""
+
+    def __init__(self, bench: OtaBench, board: Board, kind: str):
+        self.bench = bench
+        self.board = board
+        self.kind = kind
+        self.http = bench.http
+        self._n = 0
+
+    # -- setup ----------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        self.http.set_health("up")
+        extra = _mutated_files(self.bench.mutation)
+        with report.step(f"prepare {self.board.name}: baseline firmware, agent, application {BASE_APP_VERSION}"):
+            self.board.prepare(self.bench.config_for(self.board), BASE_APP_VERSION, app_bundle(BASE_APP_VERSION),
+                               extra=extra)
+
+    @property
+    def baseline_version(self) -> str:
+        if self.kind == "firmware":
+            return self.bench.firmware(self.board).version
+        return BASE_APP_VERSION
+
+    # -- publishing ------------------------------------------------------------------------------
+    def publish(self, variant: str = "next", *, cut_at: float | None = None,
+                fault: FaultPlan | None = None) -> Published:
+        """Put an update on the HTTP server; ``cut_at`` (0..1) cuts the board's power that far into it."""
+        self._n += 1
+        prefix = f"/{self.board.name}/{self.kind}/{self._n}"
+        if self.kind == "firmware":
+            pub = self._publish_firmware(prefix, variant)
+        else:
+            pub = self._publish_files(prefix, variant)
+        if cut_at is not None:
+            target_path = pub.paths[-1]
+            at = max(1, int(pub.path_sizes[target_path] * cut_at))
+
+            def cut() -> None:
+                self.board.power.off()
+                pub.cut.set()
+
+            fault = FaultPlan(on_bytes=[(at, cut)], truncate_at=at, apply_times=1)
+            self.http.set_fault(fault, target_path)
+            pub.fault = fault
+        elif fault is not None:
+            self.http.set_fault(fault, pub.paths[-1])
+            pub.fault = fault
+        report.attach_json("published update", {
+            "kind": pub.kind, "variant": variant, "version": pub.version, "manifest": pub.manifest_url,
+            "size": pub.size, "sha256": pub.sha256,
+            "fault": None if pub.fault is None else pub.fault.to_dict()})
+        return pub
+
+    def _publish_firmware(self, prefix: str, variant: str) -> Published:
+        fw = self.bench.firmware(self.board)
+        genuine = fw.next()
+        image = {"next": genuine, "same": fw.same(), "tampered": fw.tampered(), "bad_sha256": fw.bad_sha256(),
+                 "bad_checksum": fw.bad_checksum(), "wrong_chip": fw.wrong_chip()}[variant]
+        version = fw.version if variant == "same" else _desc_version(genuine)
+        # A tampered image is announced with the digest of the genuine one.
+        digest = hashlib.sha256(genuine if variant == "tampered" else image).hexdigest()
+        self.board.remember_image(image)
+        self.http.add(f"{prefix}/fw.bin", image)
+        manifest = {"version": version, "size": len(image), "sha256": digest, "url": "fw.bin"}
+        self.http.add_json(f"{prefix}/manifest.json", manifest)
+        return Published("firmware", version, self.http.url_for(f"{prefix}/manifest.json"), [f"{prefix}/fw.bin"],
+                         len(image), digest, {f"{prefix}/fw.bin": len(image)})
+
+    def _publish_files(self, prefix: str, variant: str) -> Published:
+        version = BASE_APP_VERSION if variant == "same" else NEXT_APP_VERSION
+        files = app_bundle(version, healthy=variant != "unhealthy", broken=variant == "broken")
+        manifest = bundle_manifest(version, files)
+        for entry in manifest["files"]:
+            entry["url"] = entry["name"]
+        if variant == "tampered":
+            # The data file is served with one byte changed; the manifest keeps the genuine digest.
+            files = dict(files)
+            data = bytearray(files["assets/data.bin"])
+            data[len(data) // 2] ^= 0x5A
+            files["assets/data.bin"] = bytes(data)
+        paths = []
+        for name, data in files.items():
+            self.http.add(f"{prefix}/{name}", data)
+            paths.append(f"{prefix}/{name}")
+        self.http.add_json(f"{prefix}/manifest.json", manifest)
+        blob = b"".join(files.values())
+        return Published("files", version, self.http.url_for(f"{prefix}/manifest.json"), paths, len(blob),
+                         hashlib.sha256(blob).hexdigest(), {f"{prefix}/{n}": len(d) for n, d in files.items()})
+
+    # -- driving the device ------------------------------------------------------------------------
+    def trigger(self, pub: Published) -> int:
+        """The serial command that makes the agent pull ``pub``; returns the console mark before it."""
+        with report.step(f"trigger {pub.kind} update to {pub.version} from {pub.manifest_url}"):
+            return self.board.trigger_update(self.kind, pub.manifest_url)
+
+    def expect(self, event: str, since: int, timeout: float = 60.0, **fields: str) -> OtaEvent:
+        return self.board.console.expect_event(event, timeout=timeout, since=since, **fields)
+
+    def ready(self, since: int, timeout: float = 60.0) -> OtaEvent:
+        return self.board.wait_ready(since=since, timeout=timeout)
+
+    def running_version(self, ready: OtaEvent) -> str | None:
+        return ready.get("firmware") if self.kind == "firmware" else ready.get("files")
+
+    def boot_state(self, label: str):
+        """Read the boot state; reading resets the board, so this returns once it is ready again."""
+        with report.step(f"read boot state ({label})"):
+            mark = self.board.console.mark()
+            state = self.board.boot_state()
+            self.board.wait_ready(since=mark)
+            report.attach_text(f"boot state {label}", state.summary())
+            report.attach_json(f"boot state {label} (json)", state.to_dict())
+        return state
+
+    def other_slot_md5(self) -> str | None:
+        """MD5 of the slot an update would write (firmware: ota_1 region; files: slot b listing)."""
+        if self.kind == "firmware":
+            with self.board.flasher() as f:
+                return f.md5(0x190000, 0x180000)
+        out = self.board.exec("import os\ntry:\n    print(sorted(os.listdir('slots/b')))\nexcept OSError:\n"
+                              "    print('absent')")
+        return hashlib.md5(out.encode()).hexdigest()
+
+    def attach_logs(self) -> None:
+        console = self.board.console.log_path
+        if console is not None and console.exists():
+            report.attach_file(f"console {self.board.name}", console, "text/plain")
+        report.attach_text("http server log", "\n".join(json.dumps(r, default=str) for r in self.http.log.records))
+
+
+def _desc_version(image: bytes) -> str:
+    from .esp import parse_image
+
+    return parse_image(image, "esp32").app_desc.version
+
+
+def _mutated_files(mutation: str | None) -> dict[str, bytes] | None:
+    if not mutation:
+        return None
+    from .mutations import apply_mutation
+
+    return apply_mutation(mutation)
