@@ -37,7 +37,7 @@ case "${1:-}" in
     tests)
         shift
         setup
-        exec "$PY" -m pytest -n 6 tests "$@"
+        exec "$PY" -m pytest -n 12 --dist worksteal tests "$@"
         ;;
     suite)
         shift

@@ -177,12 +177,14 @@ class Console:
             pos += len(line) + 1
         return out
 
-    def expect_event(self, name: str, timeout: float = 30.0, since: int = 0, **fields: str) -> OtaEvent:
-        """Wait for an ``OTA <name>`` line whose fields include ``fields``."""
+    def expect_event(self, name: str | tuple[str, ...], timeout: float = 30.0, since: int = 0,
+                     **fields: str) -> OtaEvent:
+        """Wait for an ``OTA <name>`` line whose fields include ``fields``; ``name`` may list several (first wins)."""
+        names = (name,) if isinstance(name, str) else tuple(name)
         deadline = time.monotonic() + timeout
         while True:
-            for ev in self.events(since, name):
-                if all(ev.fields.get(k) == str(v) for k, v in fields.items()):
+            for ev in self.events(since):
+                if ev.name in names and all(ev.fields.get(k) == str(v) for k, v in fields.items()):
                     return ev
             left = deadline - time.monotonic()
             if left <= 0:

@@ -1,9 +1,9 @@
-"""The pytest plugin: ``--rig``, ``--board``, the ``target`` fixture and the run's Allure extras.
+"""The pytest plugin: ``--rig``, ``--board``, the ``ota_target`` fixture and the run's Allure extras.
 
 Thin on purpose: rigs are ``harness.rig``, boards ``harness.board``, servers and
 artifacts ``harness.scenario``, reporting ``harness.report``.
 
-A scenario asks for ``target``: one (board, update kind) pair of the rig, in its
+A scenario asks for ``ota_target``: one (board, update kind) pair of the rig, in its
 baseline state. Tests are generated for every pair the rig offers (``updates:`` of each
 board, filtered by ``--board``), so the same scenario file runs on the virtual boards
 and on a bench.
@@ -33,19 +33,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="deploy the agent with one safety check switched off (see harness/mutations.py)")
 
 
-def _wants_rig(config: pytest.Config) -> bool:
-    return config.getoption("--rig") is not None or any("scenarios" in str(a) for a in config.args)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: an OTA scenario run against the rig's boards")
-    if not _wants_rig(config):
-        return
+    if config.getoption("--rig") is not None:
+        _select_rig(config)  # an explicit rig with a mistake stops the run before anything starts
+
+
+def _select_rig(config: pytest.Config):
+    """The rig and its selected boards (loaded once; the default rig is emu)."""
+    selected = config.stash.get(_RIG_KEY, None)
+    if selected is not None:
+        return selected
     from .rig import RigError, load_rig
 
     try:
         rig = load_rig(config.getoption("--rig") or "emu")
-        boards = rig.select(config.getoption("--board") or [b.name for b in rig.boards])
+        boards = rig.select(config.getoption("--board") or [])
     except RigError as e:
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--agent-mutation"):
@@ -56,18 +59,16 @@ def pytest_configure(config: pytest.Config) -> None:
         except MutationError as e:
             raise pytest.UsageError(str(e)) from None
     config.stash[_RIG_KEY] = (rig, boards)
+    return rig, boards
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "target" not in metafunc.fixturenames:
+    if "ota_target" not in metafunc.fixturenames:
         return
-    selected = metafunc.config.stash.get(_RIG_KEY, None)
-    if selected is None:
-        raise pytest.UsageError("scenarios need a rig: pass --rig NAME (rigs/emu.yaml is the virtual one)")
-    _rig, boards = selected
+    _rig, boards = _select_rig(metafunc.config)
     kinds = getattr(metafunc.function, "update_kinds", None)
     pairs = [(b.name, k) for b in boards for k in b.updates if kinds is None or k in kinds]
-    metafunc.parametrize("target", pairs, ids=[f"{b}-{k}" for b, k in pairs], indirect=True)
+    metafunc.parametrize("ota_target", pairs, ids=[f"{b}-{k}" for b, k in pairs], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -75,16 +76,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # never shared between processes, and different boards run in parallel.
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "target" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(callspec.params["target"][0]))
+        if callspec is not None and "ota_target" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(callspec.params["ota_target"][0]))
 
 
 @pytest.fixture(scope="session")
 def rig(pytestconfig: pytest.Config):
-    selected = pytestconfig.stash.get(_RIG_KEY, None)
-    if selected is None:
-        pytest.fail("no rig selected (--rig)")
-    return selected[0]
+    return _select_rig(pytestconfig)[0]
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +101,7 @@ def ota_bench(pytestconfig: pytest.Config, rig, tmp_path_factory):
 
 
 @pytest.fixture
-def target(request: pytest.FixtureRequest, ota_bench):
+def ota_target(request: pytest.FixtureRequest, ota_bench):
     from . import report
     from .scenario import Target
 

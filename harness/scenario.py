@@ -184,7 +184,7 @@ class Target:
         with report.step(f"trigger {pub.kind} update to {pub.version} from {pub.manifest_url}"):
             return self.board.trigger_update(self.kind, pub.manifest_url)
 
-    def expect(self, event: str, since: int, timeout: float = 60.0, **fields: str) -> OtaEvent:
+    def expect(self, event: str | tuple[str, ...], since: int, timeout: float = 60.0, **fields: str) -> OtaEvent:
         return self.board.console.expect_event(event, timeout=timeout, since=since, **fields)
 
     def ready(self, since: int, timeout: float = 60.0) -> OtaEvent:

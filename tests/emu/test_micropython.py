@@ -216,7 +216,8 @@ def test_heap_peak_is_recorded_per_boot_and_flags_the_budget(mpy_board, repl_of)
     repl = repl_of(board)
     repl.run("import machine; b = bytearray(20 * 1024); machine.idle()")
     heap = board.control.stats()["heap"]["current"]
-    assert 20 * 1024 <= heap["peak_above_baseline"] < 30 * 1024 and heap["over_budget"] is False
+    # The figure is within a GC step (4 KiB) and the REPL's own compile of the line above the live data.
+    assert 20 * 1024 <= heap["peak_above_baseline"] < 32 * 1024 and heap["over_budget"] is False
     repl.run("c = bytearray(30 * 1024); machine.idle()")  # 50 KiB live: a real ESP8266 has no room
     heap = board.control.stats()["heap"]["current"]
     assert heap["peak_above_baseline"] >= 50 * 1024 and heap["over_budget"] is True
