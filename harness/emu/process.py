@@ -276,7 +276,7 @@ class Supervisor:
 
     def _note_heap(self, event: dict) -> None:
         self.heap_current = {k: event[k] for k in ("baseline", "peak", "peak_above_baseline", "budget",
-                                                   "over_budget") if k in event}
+                                                   "over_budget", "peak_at") if k in event}
         if event.get("final"):
             self.heap_boots.append(self.heap_current)
             self.heap_current = None

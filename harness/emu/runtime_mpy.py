@@ -450,6 +450,10 @@ class MicroPythonRuntime:
     def _on_control(self, message: dict) -> None:
         if "wifi" in message:
             self.net.set_link(bool(message["wifi"]))
+        if message.get("heap") == "reset-peak":
+            # Measure one operation: the peak from now on (the baseline stays the idle one).
+            self.heap_peak = self._last_heap
+            self.heap_peak_op = ""
 
     def check_interrupt(self) -> None:
         """Called by board calls that wait: a pending Ctrl-C becomes KeyboardInterrupt in the caller."""
@@ -579,7 +583,7 @@ class MicroPythonRuntime:
             if name == "port_modules":
                 return PORT_MODULES[self.chip]
             heap, _, args_json = payload.partition(" ")
-            self._note_heap(int(heap))
+            self._note_heap(int(heap), name)
             args = json.loads(args_json) if args_json else []
             op = self.ops.get(name)
             if op is None:
@@ -682,10 +686,11 @@ class MicroPythonRuntime:
     # heap accounting
     _last_heap = 0
 
-    def _note_heap(self, used: int) -> None:
+    def _note_heap(self, used: int, op: str = "") -> None:
         self._last_heap = used
         if used > self.heap_peak:
             self.heap_peak = used
+            self.heap_peak_op = op
             if used - self._heap_reported > 1024 and time.monotonic() - self._heap_report_t > 0.5:
                 self.report_heap()
 
@@ -695,6 +700,7 @@ class MicroPythonRuntime:
         self._heap_reported = self.heap_peak
         self._heap_report_t = time.monotonic()
         self.uart.event("heap", baseline=self.heap_baseline, peak=self.heap_peak, peak_above_baseline=above,
+                        peak_at=getattr(self, "heap_peak_op", ""),
                         budget=budget, over_budget=above > budget, final=final)
 
     # machine
