@@ -46,8 +46,8 @@ MPY_DIR = Path(__file__).with_name("mpy")
 # Free heap an application gets on the real boards: beyond this they fail with MemoryError.
 HEAP_BUDGET = {"esp32": 100 * 1024, "esp8266": 36 * 1024}
 PORT_MODULES = {
-    "esp32": "machine time os random esp esp32 network socket ssl _flashbdev",
-    "esp8266": "machine time os random esp network socket ssl _flashbdev",
+    "esp32": "machine time os random esp _blockcache esp32 network socket ssl _flashbdev",
+    "esp8266": "machine time os random esp _blockcache network socket ssl _flashbdev",
 }
 BOARD_NAME = {"esp32": "Generic ESP32 module with ESP32", "esp8266": "ESP module with ESP8266"}
 RAW_PASTE_WINDOW = 128
@@ -454,6 +454,7 @@ class MicroPythonRuntime:
             # Measure one operation: the peak from now on (the baseline stays the idle one).
             self.heap_peak = self._last_heap
             self.heap_peak_op = ""
+            self.report_heap()
 
     def check_interrupt(self) -> None:
         """Called by board calls that wait: a pending Ctrl-C becomes KeyboardInterrupt in the caller."""

@@ -2,6 +2,7 @@
 #   ESP32: the data partition labelled "vfs" (4 KiB blocks through esp32.Partition).
 #   ESP8266: from esp.flash_user_start() plus one reserved sector to 20 KiB before the end
 #   of flash (the SDK keeps its parameters there).
+import _blockcache
 import _hil
 
 bdev = None
@@ -21,25 +22,16 @@ else:
 
         def __init__(self, blocks):
             self.blocks = blocks
-            self._cache = []  # the last few blocks, as esp32.Partition keeps them (see there)
 
         def readblocks(self, n, buf, off=0):
             if off + len(buf) > self.SEC_SIZE:
                 esp.flash_read((n + self.START_SEC) * self.SEC_SIZE + off, buf)
                 return
-            for entry in self._cache:
-                if entry[0] == n:
-                    self._cache.remove(entry)
-                    break
-            else:
-                entry = (n, esp.flash_read((n + self.START_SEC) * self.SEC_SIZE, self.SEC_SIZE))
-                if len(self._cache) >= 3:
-                    self._cache.pop(0)
-            self._cache.append(entry)
-            buf[:] = memoryview(entry[1])[off:off + len(buf)]
+            block = _blockcache.shared.block((n + self.START_SEC) * self.SEC_SIZE)
+            buf[:] = memoryview(block)[off:off + len(buf)]
 
         def writeblocks(self, n, buf, off=None):
-            self._cache = []
+            _blockcache.shared.forget((n + self.START_SEC) * self.SEC_SIZE, self.SEC_SIZE)
             if off is None:
                 esp.flash_erase(n + self.START_SEC)
                 off = 0
@@ -51,7 +43,7 @@ else:
             if op == 5:  # block size
                 return self.SEC_SIZE
             if op == 6:  # erase a block
-                self._cache = []
+                _blockcache.shared.forget((arg + self.START_SEC) * self.SEC_SIZE, self.SEC_SIZE)
                 esp.flash_erase(arg + self.START_SEC)
                 return 0
 

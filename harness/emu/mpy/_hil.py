@@ -2,9 +2,14 @@
 #
 # Every port module reaches the board (flash, UART, sockets, Wi-Fi, clocks) through
 # call(): one synchronous call into the host with JSON arguments. Bytes travel as
-# base64 text. The reply's first character says how it went: "0" value, "1" OSError
-# (errno name or number), "2" KeyboardInterrupt (Ctrl-C arrived while waiting),
-# "3" ValueError, "4" RuntimeError, "5" MemoryError, "6" TypeError, "7" SystemExit.
+# base64 text (call() encodes bytes-like arguments itself). The reply's first character
+# says how it went: "0" value, "1" OSError (errno name or number), "2" KeyboardInterrupt
+# (Ctrl-C arrived while waiting), "3" ValueError, "4" RuntimeError, "5" MemoryError,
+# "6" TypeError, "7" SystemExit.
+#
+# The live heap rides along with every call, measured before the call builds anything:
+# what the application holds, not the port layer's own encoding work (a chip's native
+# flash and socket calls allocate nothing).
 import errno as _errno
 import gc
 import json
@@ -14,25 +19,21 @@ import host
 
 _mem_alloc = gc.mem_alloc
 _collect = gc.collect
-# Live heap after the last collection. The interpreter's heap is larger than a chip's, so
-# garbage would pile up unseen; collecting once it grows by GC_STEP keeps each figure
-# within GC_STEP of the live data, which is what runs out on a real board.
-GC_STEP = 4096
-_floor = [0]
 
 
 def heap_used():
-    used = _mem_alloc()
-    if used > _floor[0] + GC_STEP:
-        _collect()
-        used = _mem_alloc()
-        _floor[0] = used
-    return used
+    # Live data only: the interpreter's heap is larger than a chip's, so without a
+    # collection garbage would count as use.
+    _collect()
+    return _mem_alloc()
 
 
 def call(op, *args):
-    # The heap in use rides along with every call so the host can keep the peak.
-    r = host.call(op, str(heap_used()) + " " + json.dumps(args))
+    used = heap_used()
+    if any(isinstance(a, (bytes, bytearray, memoryview)) for a in args):
+        args = [b2a_base64(a, newline=False).decode() if isinstance(a, (bytes, bytearray, memoryview)) else a
+                for a in args]
+    r = host.call(op, str(used) + " " + json.dumps(args))
     k = r[0]
     if k == "0":
         return json.loads(r[1:]) if len(r) > 1 else None

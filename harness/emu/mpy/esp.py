@@ -18,7 +18,7 @@ def flash_read(offset, buf_or_len):
 
 
 def flash_write(offset, buf):
-    _hil.call("flash_write", offset, _hil.b64(bytes(buf)))
+    _hil.call("flash_write", offset, buf)
 
 
 def flash_erase(sector):

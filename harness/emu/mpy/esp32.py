@@ -1,32 +1,9 @@
 # esp32.Partition on the virtual board: OTA partitions, otadata and rollback, with the
 # error codes ESP-IDF returns (an OSError carrying the negated esp_err_t).
+import _blockcache
 import _hil
 
-# littlefs reads in 128-byte pieces, alternating between a metadata pair and file data;
-# keeping the last few 4 KiB blocks turns hundreds of board calls per file into a few (the
-# chip's flash cache does this job on a board). One cache for every Partition object, filled
-# while the filesystem mounts at boot, so it is part of the idle heap, not of an update's.
-_cache = []  # [(flash address, bytes)], most recent last
-
-
-def _cached_block(addr):
-    for entry in _cache:
-        if entry[0] == addr:
-            _cache.remove(entry)
-            break
-    else:
-        entry = (addr, _hil.unb64(_hil.call("flash_read", addr, 4096)))
-        if len(_cache) >= 3:
-            _cache.pop(0)
-    _cache.append(entry)
-    return entry[1]
-
-
-def _forget(addr, length):
-    for entry in list(_cache):
-        if addr - 4096 < entry[0] < addr + length:
-            _cache.remove(entry)
-
+_cache = _blockcache.shared
 
 class Partition:
     BOOT = 0
@@ -57,7 +34,7 @@ class Partition:
     def readblocks(self, block, buf, offset=0):
         n = len(buf)
         if self._bs == 4096 and offset + n <= 4096 and block * 4096 + 4096 <= self._info[3]:
-            buf[:] = memoryview(_cached_block(self._info[2] + block * 4096))[offset:offset + n]
+            buf[:] = memoryview(_cache.block(self._info[2] + block * 4096))[offset:offset + n]
             return
         data = _hil.unb64(_hil.call("part_read", self._info[2], self._info[3], block * self._bs + offset, n))
         buf[: len(data)] = data
@@ -66,8 +43,8 @@ class Partition:
         # Without an offset the blocks are erased first (as the port does).
         erase = offset is None
         off = block * self._bs + (0 if offset is None else offset)
-        _forget(self._info[2] + off - off % 4096, len(buf) + off % 4096)
-        _hil.call("part_write", self._info[2], self._info[3], off, _hil.b64(bytes(buf)), erase, self._bs)
+        _cache.forget(self._info[2] + off - off % 4096, len(buf) + off % 4096)
+        _hil.call("part_write", self._info[2], self._info[3], off, buf, erase, self._bs)
 
     def ioctl(self, op, arg):
         if op == 4:
@@ -75,7 +52,7 @@ class Partition:
         if op == 5:
             return self._bs
         if op == 6:
-            _forget(self._info[2] + arg * self._bs, self._bs)
+            _cache.forget(self._info[2] + arg * self._bs, self._bs)
             _hil.call("part_erase", self._info[2], self._info[3], arg * self._bs, self._bs)
             return 0
         if op in (1, 2, 3):

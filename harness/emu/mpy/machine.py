@@ -110,7 +110,7 @@ class RTC:
     def memory(self, data=None):
         if data is None:
             return _hil.unb64(_hil.call("rtc_memory_get"))
-        _hil.call("rtc_memory_set", _hil.b64(bytes(data)))
+        _hil.call("rtc_memory_set", data)
 
 
 class Timer:

@@ -54,18 +54,18 @@ class socket(io.IOBase):
         pass
 
     def send(self, data):
-        return _hil.call("sock_send", self._ch(), _hil.b64(bytes(data)), False)
+        return _hil.call("sock_send", self._ch(), data, False)
 
     def sendall(self, data):
-        _hil.call("sock_send", self._ch(), _hil.b64(bytes(data)), True)
+        _hil.call("sock_send", self._ch(), data, True)
 
     def write(self, data, n=None):
         if n is not None:
             data = memoryview(data)[:n]
-        return _hil.call("sock_send", self._ch(), _hil.b64(bytes(data)), True)
+        return _hil.call("sock_send", self._ch(), data, True)
 
     def sendto(self, data, addr):
-        return _hil.call("sock_sendto", self._ch(), _hil.b64(bytes(data)), list(addr))
+        return _hil.call("sock_sendto", self._ch(), data, list(addr))
 
     def recv(self, n):
         r = _hil.call("sock_recv", self._ch(), n, False)
