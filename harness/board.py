@@ -132,7 +132,7 @@ class Board:
         return self.console.exec_raw(code, timeout=timeout)
 
     def prepare(self, config: Mapping, app_version: str, app_files: Mapping[str, bytes],
-                extra: Mapping[str, bytes] | None = None) -> None:
+                extra: Mapping[str, bytes] | None = None, data: Mapping[str, bytes] | None = None) -> None:
         """Baseline firmware, the agent, ``config`` and application ``app_version`` in slot a; wait for ready.
 
         The agent is copied with mpremote only when what the board holds differs; otherwise
@@ -142,6 +142,7 @@ class Board:
         self.config = dict(config)
         self.app_files = dict(app_files)
         self.app_version = app_version
+        self.data_files = dict(data or {})
         if self.power.state() is False:  # e.g. a scenario that cut the power failed before restoring it
             self.power_on()
         in_place = self._prepared and self._reset_slots_if_agent_matches(extra)
@@ -152,7 +153,8 @@ class Board:
             if not self._reset_slots_if_agent_matches(extra):
                 self.console.release()
                 try:
-                    deploy(self.url, self.config, app_version, app_files, extra=extra, reset=False)
+                    deploy(self.url, self.config, app_version, app_files, extra=extra, reset=False,
+                           data=self.data_files)
                 finally:
                     self.console.attach(timeout=self.spec.boot_timeout)
             mark = self.console.mark()
@@ -161,7 +163,7 @@ class Board:
         self._prepared = True
 
     def _expected_files(self, extra: Mapping[str, bytes] | None) -> dict[str, bytes]:
-        files = agent_files(self.config, extra)
+        files = {**agent_files(self.config, extra), **getattr(self, "data_files", {})}
         for name, data in self.app_files.items():
             files[f"slots/a/{name}"] = data
         return files
@@ -243,8 +245,17 @@ def _size_name(size: int) -> str:
 
 
 def open_board(spec, rig, workdir: Path) -> Board:
-    """Start (virtual) or find (real) the board of ``spec``, powered off, console not yet attached."""
+    """Start (virtual) or find (real) the board of ``spec``, powered off, console not yet attached.
+
+    A virtual board wired to the rig's virtual relay (``spec.relay_channel``) is powered
+    through the LCUS driver on the relay simulator's pty (``harness.emu.relay_bench``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
+    if spec.virtual and spec.relay_channel is not None:
+        from .emu.relay_bench import open_relay_board
+
+        vb, relay = open_relay_board(spec, rig, workdir)
+        return Board(spec, rig, workdir, vb.serial_url, relay, vb)
     if spec.virtual:
         from .emu.launcher import VirtualBoard
         from .power.virtual import VirtualPowerSwitch

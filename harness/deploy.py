@@ -66,12 +66,16 @@ def agent_files(config: Mapping, patched: Mapping[str, bytes] | None = None) -> 
 
 
 def stage(directory: Path, config: Mapping, app_version: str, app_files: Mapping[str, bytes],
-          extra: Mapping[str, bytes] | None = None) -> Path:
-    """Lay out the board's filesystem under ``directory``; ``extra`` replaces agent sources (lib/NAME.py)."""
+          extra: Mapping[str, bytes] | None = None, data: Mapping[str, bytes] | None = None) -> Path:
+    """Lay out the board's filesystem under ``directory``.
+
+    ``extra`` replaces agent sources (``lib/NAME.py``); ``data`` adds files as they are
+    (e.g. the CA certificate the config names).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    for name, data in agent_files(config, extra).items():
+    for name, data_ in {**agent_files(config, extra), **(data or {})}.items():
         (directory / name).parent.mkdir(parents=True, exist_ok=True)
-        (directory / name).write_bytes(data)
+        (directory / name).write_bytes(data_)
     slot = directory / "slots" / "a"
     for name, data in app_files.items():
         path = slot / name
@@ -97,10 +101,11 @@ def mpremote(port: str, *args: str, cwd: str | Path | None = None, timeout: floa
 
 
 def deploy(port: str, config: Mapping, app_version: str, app_files: Mapping[str, bytes],
-           extra: Mapping[str, bytes] | None = None, reset: bool = True) -> None:
+           extra: Mapping[str, bytes] | None = None, reset: bool = True,
+           data: Mapping[str, bytes] | None = None) -> None:
     """Replace the board's files with the agent, ``config`` and the application in slot "a"."""
     with tempfile.TemporaryDirectory(prefix="ota-deploy-") as tmp:
-        root = stage(Path(tmp), config, app_version, app_files, extra)
+        root = stage(Path(tmp), config, app_version, app_files, extra, data)
         top = sorted(p.name for p in root.iterdir())
         # Remove what an earlier run left (old slots, half-written files), then copy everything.
         wipe = ("import os\n"

@@ -21,6 +21,7 @@ from .board import Board, open_board
 from .console import OtaEvent
 from .deploy import bundle_manifest
 from .firmware import ESP32_APP_OFFSET, FirmwareFactory, app_bundle
+from .locks import BoardLock
 from .servers import FaultPlan, HttpServer
 
 BASE_APP_VERSION = "1"
@@ -44,7 +45,16 @@ class OtaBench:
         with self._lock:
             if name not in self.boards:
                 spec = next(b for b in self.rig.boards if b.name == name)
-                board = open_board(spec, self.rig, self.workdir / name)
+                # another run may be using a bench board; the virtual boards a run starts are its own
+                lock = None if spec.virtual else BoardLock(self.rig.name, name).acquire()
+                try:
+                    board = open_board(spec, self.rig, self.workdir / name)
+                except BaseException:
+                    if lock is not None:
+                        lock.release()
+                    raise
+                if lock is not None:
+                    vars(self).setdefault("_board_locks", {})[name] = lock
                 self.boards[name] = board
                 board.power_on()
             return self.boards[name]
@@ -62,11 +72,17 @@ class OtaBench:
 
     def close(self) -> None:
         errors = []
+        locks = vars(self).get("_board_locks", {})
         for board in self.boards.values():
             try:
                 board.close()
             except Exception as e:  # every board is switched off even if one fails
                 errors.append(f"{board.name}: {e}")
+            finally:
+                # only now, switched off and its port closed, may another run take the board
+                lock = locks.pop(board.name, None)
+                if lock is not None:
+                    lock.release()
         self.boards.clear()
         self.http.stop()
         if errors:
@@ -99,12 +115,14 @@ class Target:
         self._n = 0
 
     # -- setup ----------------------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self, config_extra: dict | None = None, data: dict[str, bytes] | None = None) -> None:
+        """Baseline state; ``config_extra`` adds agent settings (e.g. ``mqtt``, ``ca``) and ``data``
+        files (e.g. the CA certificate) for this test."""
         self.http.set_health("up")
         extra = _mutated_files(self.bench.mutation)
+        config = {**self.bench.config_for(self.board), **(config_extra or {})}
         with report.step(f"prepare {self.board.name}: baseline firmware, agent, application {BASE_APP_VERSION}"):
-            self.board.prepare(self.bench.config_for(self.board), BASE_APP_VERSION, app_bundle(BASE_APP_VERSION),
-                               extra=extra)
+            self.board.prepare(config, BASE_APP_VERSION, app_bundle(BASE_APP_VERSION), extra=extra, data=data)
 
     @property
     def baseline_version(self) -> str:

@@ -75,17 +75,22 @@ def _finish(sink):
     machine.reset()
 
 
-def _run(kind, transport, job):
-    # Runs an update; a refusal is reported with its reason and the running version.
+def _run(kind, transport, job, state):
+    # Runs an update. After a refusal whatever the update wrote is removed first, then the
+    # refusal is reported with its reason and the running version (so the line means "done").
     try:
         job()
+        return None
     except Refused as e:
-        log("refused", kind=kind, transport=transport, reason=e.reason, detail=e.detail,
-            version=firmware_version() if kind == "firmware" else _files_version())
-        return e.reason
+        reason, detail = e.reason, e.detail
     except OSError as e:
-        log("refused", kind=kind, transport=transport, reason="io-error", detail=e.args[0] if e.args else "")
-        return "io-error"
+        reason, detail = "io-error", e.args[0] if e.args else ""
+    sink = state.get("sink")
+    if sink is not None and hasattr(sink, "abandon"):
+        sink.abandon()
+    log("refused", kind=kind, transport=transport, reason=reason, detail=detail,
+        version=firmware_version() if kind == "firmware" else _files_version())
+    return reason
 
 
 def _files_version():
@@ -120,11 +125,7 @@ def update(kind, url):
             raise Refused("bad-kind", kind)
         _finish(sink)
 
-    reason = _run(kind, "http", job)
-    sink = state.get("sink")
-    if reason and sink is not None and hasattr(sink, "abandon"):
-        sink.abandon()
-    return reason
+    return _run(kind, "http", job, state)
 
 
 def handle_offer(client, base, offer):
@@ -166,11 +167,8 @@ def handle_offer(client, base, offer):
         log("reboot")
         machine.reset()
 
-    reason = _run(kind, "mqtt", job)
+    reason = _run(kind, "mqtt", job, state)
     if reason:
-        sink = state.get("sink")
-        if sink is not None and hasattr(sink, "abandon"):
-            sink.abandon()
         try:
             report("refused", reason=reason)
         except OSError:

@@ -127,7 +127,8 @@ class BundleSink:
         self.left = 0
         self.received = 0
         self._next_file()
-        log("writing", kind="files", slot=self.slot, version=self.manifest["version"], files=len(self.manifest["files"]))
+        log("writing", kind="files", slot=self.slot, version=self.manifest["version"],
+            files=len(self.manifest["files"]))
 
     def _next_file(self):
         if self.f is not None:
@@ -214,11 +215,17 @@ class BundleSink:
 
     def abandon(self):
         # After a refusal: nothing half-written stays behind; the active slot never changed.
-        self.close()
+        # On a full filesystem closing the file can fail too; the blocks come back once it is gone.
         try:
-            _rmtree(slot_dir(self.slot))
+            self.close()
         except OSError:
-            pass
+            self.f = None
+        for _ in range(2):
+            try:
+                _rmtree(slot_dir(self.slot))
+                return
+            except OSError:
+                pass
 
 
 class _CurrentFile:

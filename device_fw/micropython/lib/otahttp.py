@@ -123,7 +123,11 @@ def get(url, start=0, redirects=MAX_REDIRECTS):
                 if ca is None:
                     raise Refused("no-ca", "https needs a CA file in the config")
                 ctx.load_verify_locations(cadata=ca)
-                s = ctx.wrap_socket(s, server_hostname=host)
+                try:
+                    s = ctx.wrap_socket(s, server_hostname=host)
+                except OSError as e:
+                    # mbedTLS codes: -0x2700 (-9984) the certificate did not verify
+                    raise Refused("tls", "handshake with %s failed: %s" % (host, e.args[0] if e.args else e))
             req = "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: esp-ota-hil-agent\r\nConnection: close\r\n" % (path, host)
             if start:
                 req += "Range: bytes=%d-\r\n" % start
