@@ -267,4 +267,13 @@ def open_board(spec, rig, workdir: Path) -> Board:
     from .power import make_switch
 
     power = make_switch(spec.power.kind, dict(spec.power.options), spec.name)
-    return Board(spec, rig, workdir, resolve_port(spec.port, spec), power)
+    try:
+        url = resolve_port(spec.port, spec)
+    except BaseException:
+        # No port, no board object to close later: the supply is switched off here.
+        try:
+            power.off()
+        finally:
+            power.close()
+        raise
+    return Board(spec, rig, workdir, url, power)

@@ -11,6 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hil", description="OTA hardware-in-the-loop harness for ESP32/ESP8266")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("emu", help="run one virtual board (see: hil emu --help)", add_help=False)
+    sub.add_parser("rig", help="check a rig's boards: hil rig check NAME [--board B]", add_help=False)
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
@@ -19,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
         from .emu.__main__ import main as emu_main
 
         return emu_main(rest, prog="hil emu")
+    if command == "rig":
+        from .rigcheck import main as rig_main
+
+        return rig_main(rest, prog="hil rig")
     parser.error(f"unknown command {command!r}")
     return 2
 

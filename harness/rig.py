@@ -60,6 +60,9 @@ _MQTT_KEYS = ("broker", "host", "port")
 _BOARD_KEYS = ("name", "chip", "flash_size", "virtual", "baseline", "device", "updates", "baud", "boot_timeout",
                "port", "power")
 _PART_KEYS = ("offset", "file")
+_VIRTUAL_KEYS = ("power", "channel")
+#: what can power a virtual board besides its control endpoint: a virtual relay board of that kind
+VIRTUAL_RELAYS = ("lcus",)
 
 _BOARD_NAME = re.compile(r"[a-z0-9_-]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -133,6 +136,9 @@ class BoardSpec:
     baud: int
     boot_timeout: float
     line: int
+    #: a virtual board wired to this channel of the rig's virtual LCUS relay (``virtual: {power: lcus,
+    #: channel: N}``); None: powered through its control endpoint
+    relay_channel: int | None = None
 
 
 @dataclass(frozen=True)
@@ -490,6 +496,11 @@ def _boards(node: _Node, rig_dir: Path) -> list[BoardSpec]:
             if board.power is not None and board.power == other.power:
                 raise _Invalid(item.value["power"].line, f"{item.path}.power", f"the same switch as board "
                                f"{other.name} (line {other.line}): a power cut must hit one board only")
+            if board.relay_channel is not None and board.relay_channel == other.relay_channel:
+                virtual = item.value["virtual"]
+                raise _Invalid(virtual.value.get("channel", virtual).line, f"{virtual.path}.channel",
+                               f"relay channel {board.relay_channel} already powers board {other.name} "
+                               f"(line {other.line}): a power cut must hit one board only")
         boards.append(board)
     return boards
 
@@ -500,7 +511,7 @@ def _board(node: _Node, rig_dir: Path) -> BoardSpec:
                      "a name of a-z, 0-9, _ and -")
     chip = _choice(_required(node, fields, "chip", "esp32 or esp8266"), CHIPS)
     flash_size = _optional(fields, "flash_size", _flash_size, DEFAULT_FLASH_SIZE)
-    virtual = _optional(fields, "virtual", _boolean, False)
+    virtual, relay_channel = _optional(fields, "virtual", _virtual, (False, None))
     if virtual:
         for key in ("port", "power"):
             if key in fields:
@@ -529,7 +540,18 @@ def _board(node: _Node, rig_dir: Path) -> BoardSpec:
         updates=_optional(fields, "updates", lambda n: _updates(n, chip), list(UPDATES[chip])),
         baud=_optional(fields, "baud", lambda n: _integer(n, 9600, 5_000_000), DEFAULT_BAUD),
         boot_timeout=_optional(fields, "boot_timeout", _seconds, DEFAULT_BOOT_TIMEOUT),
-        line=node.line)
+        line=node.line, relay_channel=relay_channel)
+
+
+def _virtual(node: _Node) -> tuple[bool, int | None]:
+    """``virtual:`` as (virtual, relay channel): true/false, or a mapping wiring the board to a virtual relay."""
+    if isinstance(node.value, bool):
+        return node.value, None
+    if not isinstance(node.value, dict):
+        raise _expected(node, "true, false or a mapping {power: lcus, channel: N}")
+    fields = _fields(node, _VIRTUAL_KEYS, "a mapping {power: lcus, channel: N}")
+    _choice(_required(node, fields, "power", "the virtual relay board that powers it: lcus"), VIRTUAL_RELAYS)
+    return True, _optional(fields, "channel", lambda n: _integer(n, 1, 8), 1)
 
 
 def _flash_size(node: _Node) -> int:

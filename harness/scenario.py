@@ -35,6 +35,7 @@ class OtaBench:
         self.workdir = workdir
         self.mutation = mutation
         self.boards: dict[str, Board] = {}
+        self._board_locks: dict[str, BoardLock] = {}
         self.http = HttpServer(host="0.0.0.0" if rig.host not in ("127.0.0.1", "localhost") else "127.0.0.1",
                                advertise_host=rig.host, log_path=workdir / "http-server.log", name="http")
         self.http.start()
@@ -54,7 +55,7 @@ class OtaBench:
                         lock.release()
                     raise
                 if lock is not None:
-                    vars(self).setdefault("_board_locks", {})[name] = lock
+                    self._board_locks[name] = lock
                 self.boards[name] = board
                 board.power_on()
             return self.boards[name]
@@ -72,7 +73,7 @@ class OtaBench:
 
     def close(self) -> None:
         errors = []
-        locks = vars(self).get("_board_locks", {})
+        locks = self._board_locks
         for board in self.boards.values():
             try:
                 board.close()
