@@ -178,7 +178,8 @@ def _describe(record: dict | None) -> str:
 
 def _command_line() -> str:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
+    # Only the worker itself runs execnet's "-c" bootstrap; its children inherit the variable.
+    if worker and sys.argv[:1] == ["-c"]:
         # an xdist worker runs execnet's bootstrap; the command someone typed is its parent's
         parent = _proc_cmdline(os.getppid())
         if parent:

@@ -100,6 +100,7 @@ class FlashHost:
             "flash_size": lambda: self.flash.size,
             "flash_user_start": self._user_start,
             "flash_read": self._flash_read,
+            "flash_read_into": self._flash_read_into,
             "flash_write": self._flash_write,
             "flash_erase": self._flash_erase,
             "part_get": self._part_get,
@@ -129,6 +130,10 @@ class FlashHost:
     def _flash_read(self, addr: int, length: int) -> str:
         self._check(addr, length)
         return _b64(self.flash.read(addr, length))
+
+    def _flash_read_into(self, addr: int, length: int) -> bytes:
+        self._check(addr, length)
+        return self.flash.read(addr, length)
 
     def _flash_write(self, addr: int, data: str) -> None:
         blob = base64.b64decode(data)

@@ -117,6 +117,7 @@ class NetHost:
             "sock_send": self._send,
             "sock_sendto": self._sendto,
             "sock_recv": self._recv,
+            "sock_recv_into": self._recv_into,
             "sock_recvfrom": self._recvfrom,
             "sock_readline": self._readline,
             "sock_poll": self._poll,
@@ -324,6 +325,13 @@ class NetHost:
             if not data:
                 s.eof = True
             return data
+
+    def _recv_into(self, h: int, n: int) -> bytes:
+        """Up to n bytes, raw (the interpreter reads them straight into the caller's buffer)."""
+        data = self._recv_some(self._get(h), max(1, n))
+        if data is None:
+            raise OSError(errno.EAGAIN, "no data")
+        return data
 
     def _recv(self, h: int, n: int, stream: bool):
         s = self._get(h)

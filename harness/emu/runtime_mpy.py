@@ -109,6 +109,30 @@ class host:
         if held or h2 or h3:
             raise KeyboardInterrupt
         return r.decode()
+    def call_into(op, payload, buf):
+        # A reply of raw bytes ("8" + data) lands in buf with no copy: the number of bytes,
+        # or the reply text when the call failed.
+        b = op.encode() + b" " + payload.encode()
+        held = _put(len(b).to_bytes(4, "little") + b)
+        h, h2 = _get(4)
+        n = int.from_bytes(h, "little")
+        k, h3 = _get(1)
+        if k == b"8":
+            mv = memoryview(buf)[:n - 1]
+            got = 0
+            while got < n - 1:
+                try:
+                    got += _p.readinto(mv[got:])
+                except KeyboardInterrupt:
+                    held = True
+            r = n - 1
+        else:
+            rest, h4 = _get(n - 1)
+            r = (k + rest).decode()
+            h3 = h3 or h4
+        if held or h2 or h3:
+            raise KeyboardInterrupt
+        return r
 sys.modules["host"] = host
 exec(host.call("port_source", "_boot"), {"__name__": "_boot"})
 """
@@ -547,7 +571,9 @@ class MicroPythonRuntime:
                 if not chunk:
                     return
                 for name, payload in reader.feed(chunk):
-                    reply = self._dispatch(name, payload).encode()
+                    result = self._dispatch(name, payload)
+                    # Bytes go back raw ("8" + data), for calls that read into the caller's buffer.
+                    reply = b"8" + result if isinstance(result, bytes) else result.encode()
                     if len(reply) > RESULT_CAP:
                         reply = f"4board call {name} returned {len(reply)} bytes, more than {RESULT_CAP}".encode()
                     _write_all(rep_w, struct.pack("<I", len(reply)) + reply)
@@ -576,7 +602,7 @@ class MicroPythonRuntime:
         raise _Exit(code=EXIT_REBOOT)
 
     # -- board calls ------------------------------------------------------------------------------------
-    def _dispatch(self, name: str, payload: str) -> str:
+    def _dispatch(self, name: str, payload: str) -> str | bytes:
         # Every failure becomes a reply, so the interpreter raises it where the call was made.
         try:
             if name == "port_source":
@@ -591,6 +617,8 @@ class MicroPythonRuntime:
                 return "4unknown board call " + name
             self.check_interrupt()
             value = op(*args)
+            if isinstance(value, bytes):
+                return value
             return "0" + ("" if value is None else json.dumps(value))
         except HostError as e:
             return e.kind + e.value

@@ -28,15 +28,30 @@ def heap_used():
     return _mem_alloc()
 
 
+def _encode(args):
+    return [b2a_base64(a, newline=False).decode() if isinstance(a, (bytes, bytearray, memoryview)) else a
+            for a in args]
+
+
+def call_into(op, buf, *args):
+    """A call whose answer is bytes, read straight into ``buf``; returns how many."""
+    used = heap_used()
+    r = host.call_into(op, str(used) + " " + json.dumps(_encode(args)), buf)
+    if isinstance(r, int):
+        return r
+    _raise(r)
+
+
 def call(op, *args):
     used = heap_used()
-    if any(isinstance(a, (bytes, bytearray, memoryview)) for a in args):
-        args = [b2a_base64(a, newline=False).decode() if isinstance(a, (bytes, bytearray, memoryview)) else a
-                for a in args]
-    r = host.call(op, str(used) + " " + json.dumps(args))
-    k = r[0]
-    if k == "0":
+    r = host.call(op, str(used) + " " + json.dumps(_encode(args)))
+    if r[0] == "0":
         return json.loads(r[1:]) if len(r) > 1 else None
+    _raise(r)
+
+
+def _raise(r):
+    k = r[0]
     v = r[1:]
     if k == "1":
         code = getattr(_errno, v, None)

@@ -12,9 +12,10 @@ def flash_user_start():
 
 def flash_read(offset, buf_or_len):
     if isinstance(buf_or_len, int):
-        return bytearray(_hil.unb64(_hil.call("flash_read", offset, buf_or_len)))
-    data = _hil.unb64(_hil.call("flash_read", offset, len(buf_or_len)))
-    buf_or_len[: len(data)] = data
+        buf = bytearray(buf_or_len)
+        _hil.call_into("flash_read_into", buf, offset, buf_or_len)
+        return buf
+    _hil.call_into("flash_read_into", buf_or_len, offset, len(buf_or_len))
 
 
 def flash_write(offset, buf):

@@ -82,12 +82,12 @@ class socket(io.IOBase):
 
     def readinto(self, buf, n=None):
         n = len(buf) if n is None else min(n, len(buf))
-        r = _hil.call("sock_recv", self._ch(), n, False)
-        if r is None:
-            return None
-        data = _hil.unb64(r)
-        buf[: len(data)] = data
-        return len(data)
+        try:
+            return _hil.call_into("sock_recv_into", buf, self._ch(), n)
+        except OSError as e:
+            if e.args and e.args[0] == 11:  # EAGAIN: non-blocking and nothing there
+                return None
+            raise
 
     def readline(self):
         r = _hil.call("sock_readline", self._ch())
