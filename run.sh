@@ -43,7 +43,7 @@ case "${1:-}" in
         shift
         setup
         rc=0
-        "$PY" -m pytest scenarios/ --rig "${HIL_RIG:-emu}" -n 2 --dist loadgroup \
+        "$PY" -m pytest scenarios/ --rig "${HIL_RIG:-emu}" -n 3 --dist loadgroup \
             --alluredir reports/allure-results --clean-alluredir "$@" || rc=$?
         "$PY" -m harness.report_html --results reports/allure-results --out reports/html || true
         exit $rc

@@ -1,7 +1,7 @@
 """Wall time of the whole emulated scenario suite and of each scenario case.
 
-Runs ``pytest scenarios/ --rig emu`` as ``./run.sh suite`` does (two workers, one board per
-worker) and prints the total and each case's time (set-up included: restoring the baseline,
+Runs ``pytest scenarios/ --rig emu`` as ``./run.sh suite`` does (three workers, one virtual
+board and update kind per worker) and prints the total and each case's time (set-up included: restoring the baseline,
 deploying the agent when needed). Target: the whole suite in under 90 s on a 2-core CI machine.
 
     .venv/bin/python benchmarks/scenarios.py [--workers N] [--json]
@@ -24,7 +24,7 @@ TARGET_S = 90.0
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default 2, as ./run.sh suite)")
+    ap.add_argument("--workers", type=int, default=3, help="pytest-xdist workers (default 3, as ./run.sh suite)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

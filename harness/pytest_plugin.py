@@ -72,12 +72,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # With pytest-xdist (--dist loadgroup) each board's tests stay on one worker: a board is
-    # never shared between processes, and different boards run in parallel.
+    # With pytest-xdist (--dist loadgroup) each bench board's tests stay on one worker: a board
+    # is never shared between processes, and different boards run in parallel. A virtual board
+    # is started by each worker that needs it, so its update kinds can run side by side.
+    virtual = {}
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "ota_target" in callspec.params:
-            item.add_marker(pytest.mark.xdist_group(callspec.params["ota_target"][0]))
+        if callspec is None or "ota_target" not in callspec.params:
+            continue
+        if not virtual:
+            virtual = {b.name: b.virtual for b in _select_rig(config)[1]}
+        board, kind = callspec.params["ota_target"]
+        item.add_marker(pytest.mark.xdist_group(f"{board}-{kind}" if virtual.get(board) else board))
 
 
 @pytest.fixture(scope="session")
