@@ -22,7 +22,7 @@ from .console import OtaEvent
 from .deploy import bundle_manifest
 from .firmware import ESP32_APP_OFFSET, FirmwareFactory, app_bundle
 from .locks import BoardLock
-from .servers import FaultPlan, HttpServer
+from .servers import FaultPlan, HttpServer, MqttBroker, OtaPublisher
 
 BASE_APP_VERSION = "1"
 NEXT_APP_VERSION = "2"
@@ -36,11 +36,12 @@ class OtaBench:
         self.mutation = mutation
         self.boards: dict[str, Board] = {}
         self._board_locks: dict[str, BoardLock] = {}
-        self.http = HttpServer(host="0.0.0.0" if rig.host not in ("127.0.0.1", "localhost") else "127.0.0.1",
+        self.http = HttpServer(host="127.0.0.1" if _loopback(rig.host) else "0.0.0.0",
                                advertise_host=rig.host, log_path=workdir / "http-server.log", name="http")
         self.http.start()
         self._lock = threading.Lock()
         self._factories: dict[str, FirmwareFactory] = {}
+        self._mqtt: tuple[MqttBroker, OtaPublisher] | None = None
 
     def board(self, name: str) -> Board:
         with self._lock:
@@ -59,6 +60,26 @@ class OtaBench:
                 self.boards[name] = board
                 board.power_on()
             return self.boards[name]
+
+    def mqtt(self) -> tuple[MqttBroker, OtaPublisher]:
+        """The run's MQTT broker (embedded, or the rig's external one) and the OTA publisher, started once."""
+        with self._lock:
+            if self._mqtt is None:
+                spec = self.rig.mqtt
+                if spec.broker == "external":
+                    broker = MqttBroker.external(spec.host, spec.port or 1883, log_path=self.workdir / "mqtt.log")
+                else:
+                    broker = MqttBroker(host="127.0.0.1" if _loopback(self.rig.host) else "0.0.0.0",
+                                        advertise_host=self.rig.host, log_path=self.workdir / "mqtt.log")
+                broker.start()
+                publisher = OtaPublisher(broker, log_path=self.workdir / "mqtt-publisher.log").start()
+                self._mqtt = (broker, publisher)
+            return self._mqtt
+
+    def mqtt_config(self, board: Board) -> dict:
+        """The agent's ``mqtt`` settings for ``board`` (topic base ``hil/<board>/``)."""
+        broker, _ = self.mqtt()
+        return {"host": broker.endpoint.host, "port": broker.endpoint.port, "base": f"hil/{board.name}/"}
 
     def config_for(self, board: Board) -> dict:
         ssid, key = ("hil-bench", "") if board.spec.virtual else self.rig.wifi()
@@ -86,6 +107,10 @@ class OtaBench:
                     lock.release()
         self.boards.clear()
         self.http.stop()
+        if self._mqtt is not None:
+            self._mqtt[1].stop()
+            self._mqtt[0].stop()
+            self._mqtt = None
         if errors:
             raise RuntimeError("boards not closed cleanly: " + "; ".join(errors))
 
@@ -236,6 +261,11 @@ class Target:
         if console is not None and console.exists():
             report.attach_file(f"console {self.board.name}", console, "text/plain")
         report.attach_text("http server log", "\n".join(json.dumps(r, default=str) for r in self.http.log.records))
+
+
+def _loopback(host: str) -> bool:
+    # Virtual boards reach the servers on the loopback; a bench's boards on the rig's address.
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _desc_version(image: bytes) -> str:

@@ -15,7 +15,7 @@ import pytest
 from harness.firmware import app_bundle
 from harness.rig import load_rig
 from harness.scenario import OtaBench, Target
-from harness.servers import FaultPlan, HttpServer, MqttBroker, OtaPublisher, TlsMaterial
+from harness.servers import FaultPlan, HttpServer, TlsMaterial
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -28,14 +28,8 @@ def bench(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def mqtt(tmp_path_factory):
-    log = tmp_path_factory.mktemp("mqtt")
-    broker = MqttBroker(log_path=log / "broker.log")
-    broker.start()
-    publisher = OtaPublisher(broker, log_path=log / "publisher.log").start()
-    yield broker, publisher
-    publisher.stop()
-    broker.stop()
+def mqtt(bench):
+    return bench.mqtt()  # the rig's broker (embedded on emu) and the OTA publisher
 
 
 def prepared(bench, board: str, kind: str, **kw) -> Target:
@@ -160,8 +154,7 @@ def test_dropped_connection_resumes(bench, honour_range):
 def test_firmware_over_mqtt(bench, mqtt):
     broker, publisher = mqtt
     base = "hil/esp32-0/"
-    t = prepared(bench, "esp32-0", "firmware",
-                 config_extra={"mqtt": {"host": broker.endpoint.host, "port": broker.endpoint.port, "base": base}})
+    t = prepared(bench, "esp32-0", "firmware", config_extra={"mqtt": bench.mqtt_config(bench.board("esp32-0"))})
     t.expect("mqtt", since=0, timeout=30, state="subscribed")
     image = bench.firmware(t.board).next()
     t.board.remember_image(image)
@@ -177,8 +170,7 @@ def test_firmware_over_mqtt(bench, mqtt):
 def test_files_over_mqtt_with_a_corrupted_chunk(bench, mqtt):
     broker, publisher = mqtt
     base = "hil/esp8266-0/"
-    t = prepared(bench, "esp8266-0", "files",
-                 config_extra={"mqtt": {"host": broker.endpoint.host, "port": broker.endpoint.port, "base": base}})
+    t = prepared(bench, "esp8266-0", "files", config_extra={"mqtt": bench.mqtt_config(bench.board("esp8266-0"))})
     t.expect("mqtt", since=0, timeout=30, state="subscribed")
     mark = t.board.console.mark()
     # One byte flipped on the wire, the first time it is sent: the chunk CRC catches it and the
