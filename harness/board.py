@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .bootstate import BootState, read_boot_state
 from .console import Console
-from .deploy import agent_files, deploy
+from .deploy import RM_TREE, agent_files, deploy
 from .firmware import FlashPart, micropython_baseline
 from .flashing import Flasher
 from .power.base import PowerSwitch
@@ -190,13 +190,7 @@ class Board:
                 "    except OSError:\n"
                 "        return '-'\n"
                 "diff = [n for n in want if sha(n) != want[n]]\n"
-                "def rm(p):\n"
-                "    try:\n"
-                "        for e in os.ilistdir(p):\n"
-                "            rm(p + '/' + e[0]) if e[1] == 0x4000 else os.remove(p + '/' + e[0])\n"
-                "        os.rmdir(p)\n"
-                "    except OSError:\n"
-                "        pass\n"
+                + RM_TREE +
                 "if not diff:\n"
                 "    rm('slots/b')\n"
                 "    for n in os.listdir('/'):\n"

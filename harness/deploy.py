@@ -25,6 +25,17 @@ AGENT_DIR = Path(__file__).resolve().parent.parent / "device_fw" / "micropython"
 MANIFEST = ".manifest.json"
 
 
+# MicroPython source for the board: rm(path) removes a file or a directory tree, quietly.
+RM_TREE = ("import os\n"
+           "def rm(p):\n"
+           "    try:\n"
+           "        for e in os.ilistdir(p):\n"
+           "            rm(p + '/' + e[0]) if e[1] == 0x4000 else os.remove(p + '/' + e[0])\n"
+           "        os.rmdir(p)\n"
+           "    except OSError:\n"
+           "        pass\n")
+
+
 class DeployError(RuntimeError):
     """mpremote could not put the files on the board; the message names the port and the step."""
 
@@ -108,16 +119,8 @@ def deploy(port: str, config: Mapping, app_version: str, app_files: Mapping[str,
         root = stage(Path(tmp), config, app_version, app_files, extra, data)
         top = sorted(p.name for p in root.iterdir())
         # Remove what an earlier run left (old slots, half-written files), then copy everything.
-        wipe = ("import os\n"
-                "def rm(p):\n"
-                "    try:\n"
-                "        for e in os.ilistdir(p):\n"
-                "            rm(p + '/' + e[0]) if e[1] == 0x4000 else os.remove(p + '/' + e[0])\n"
-                "        os.rmdir(p)\n"
-                "    except OSError:\n"
-                "        pass\n"
-                "for e in os.ilistdir('/'):\n"
-                "    rm('/' + e[0]) if e[1] == 0x4000 else os.remove('/' + e[0])\n")
+        wipe = RM_TREE + ("for e in os.ilistdir('/'):\n"
+                          "    rm('/' + e[0]) if e[1] == 0x4000 else os.remove('/' + e[0])\n")
         args = ["exec", wipe, "+", "fs", "cp", "-r", *top, ":"]
         if reset:
             args += ["+", "reset"]

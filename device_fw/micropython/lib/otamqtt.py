@@ -55,8 +55,8 @@ class Client:
             raise MQTTError(104, "broker closed the connection")
         return data
 
-    def _packet(self):
-        first = self._read(1)[0]
+    def _length(self):
+        # MQTT's variable-length "remaining length": 7 bits per byte, low bits first.
         n = 0
         shift = 0
         while True:
@@ -64,7 +64,11 @@ class Client:
             n |= (b & 0x7F) << shift
             shift += 7
             if not b & 0x80:
-                break
+                return n
+
+    def _packet(self):
+        first = self._read(1)[0]
+        n = self._length()
         return first, (self._read(n) if n else b"")
 
     def connect(self):
@@ -109,14 +113,7 @@ class Client:
             self.sock.settimeout(10)
         if not first:
             raise MQTTError(104, "broker closed the connection")
-        n = 0
-        shift = 0
-        while True:
-            b = self._read(1)[0]
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        n = self._length()
         body = self._read(n) if n else b""
         if first[0] & 0xF0 != 0x30:
             return self.wait(timeout_ms) if first[0] in (0xD0, 0x90) else None
