@@ -50,6 +50,7 @@ class Board:
         self._files_region: tuple[int, int] | None = None
         self.app_files: dict[str, bytes] = {}
         self.app_version = ""
+        self.data_files: dict[str, bytes] = {}
         # Images this run wrote or served: the boot-state oracle recognises them by MD5.
         self.known_images: list[bytes] = []
         self._prepared = False
@@ -163,7 +164,7 @@ class Board:
         self._prepared = True
 
     def _expected_files(self, extra: Mapping[str, bytes] | None) -> dict[str, bytes]:
-        files = {**agent_files(self.config, extra), **getattr(self, "data_files", {})}
+        files = {**agent_files(self.config, extra), **self.data_files}
         for name, data in self.app_files.items():
             files[f"slots/a/{name}"] = data
         return files
