@@ -8,7 +8,6 @@ the outcome is a new version, that it runs and was confirmed.
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
 
@@ -64,7 +63,7 @@ def test_firmware_over_https_with_the_run_ca(bench, tmp_path):
     material = TlsMaterial.create(tmp_path / "tls", hosts=["127.0.0.1"])
     t = prepared(bench, "esp32-0", "firmware", config_extra={"ca": "/ca.pem"}, data={"ca.pem": material.ca_pem})
     image = bench.firmware(t.board).next()
-    version = bench.firmware(t.board).with_version and _desc_version(image)
+    version = _desc_version(image)
     t.board.remember_image(image)
     for kind, expect in (("wrong-host", "refused"), ("server", "switch")):
         with HttpServer(tls=material.cert(kind), name=f"https-{kind}") as https:
@@ -286,7 +285,8 @@ def test_quecpython_fota_api_downloads_verifies_and_reboots(bench):
     assert "RET -1" in out
 
 
-def test_bundle_helpers_round_trip():
-    files = app_bundle("7", healthy=False)
-    assert b"return False" in files["app.py"] and len(files["assets/data.bin"]) == 96 * 1024
-    assert json.loads(json.dumps(files["app.py"].decode()))
+def test_bundle_variants():
+    unhealthy, broken = app_bundle("7", healthy=False), app_bundle("7", broken=True)
+    assert b"return False" in unhealthy["app.py"] and len(unhealthy["assets/data.bin"]) == 96 * 1024
+    assert b"raise RuntimeError" in broken["app.py"]
+    assert app_bundle("7")["assets/data.bin"] != app_bundle("8")["assets/data.bin"]
