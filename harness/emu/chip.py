@@ -111,5 +111,7 @@ def _run(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash) -> int:
         loader = Loader(profile, flash, uart, cfg.mac, log=lambda m: uart.event("log", msg=m))
         result = loader.run()
         uart.event("loader-exit", action=result.action, detail=result.detail)
-        return EXIT_REBOOT
+        # Code the model cannot run (RAM code that is not esptool's stub) keeps the chip busy
+        # and silent until the next reset.
+        return EXIT_HALT if result.action == "halt" else EXIT_REBOOT
     return boot.boot_from_flash(cfg, run, uart, flash)

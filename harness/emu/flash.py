@@ -50,6 +50,41 @@ class FlashError(Exception):
     """A request the flash chip cannot perform (out of range, misaligned erase)."""
 
 
+# -- the part's identity: what it answers to RDID and Read SFDP ---------------------------------
+# The modelled part is a Winbond W25Qxx JV: manufacturer EF, memory type 40, capacity code
+# log2(size) (W25Q16JV 15 .. W25Q128JV 18), so a 4 MB board is a W25Q32JV.
+WINBOND = 0xEF
+W25Q_MEMORY_TYPE = 0x40
+SFDP_SIZE = 0x100  # the W25Q's SFDP space: 256 bytes, A23-A8 ignored (reads wrap)
+_BFPT_ADDR = 0x80
+# JESD216B basic flash parameter table (16 DWORDs) as a W25Q16JV reports it; DWORD 2 (density)
+# is filled in per size. Erase types 4 KiB (20h), 32 KiB (52h), 64 KiB (D8h); 256-byte pages;
+# the typical erase/program times are the 16 Mbit part's.
+_W25Q_JV_BFPT = (
+    0xFFF920E5, None, 0x6B08EB44, 0xBB423B08, 0xFFFFFFFE, 0x0000FFFF, 0xEB40FFFF, 0x520F200C,
+    0x0000D810, 0x00A60236, 0xB314EA82, 0x337663E9, 0x757A757A, 0x5CD5A2F7, 0xFF4DF719, 0x80F830E9,
+)
+
+
+def jedec_id(size: int) -> int:
+    """RDID's three bytes (manufacturer first) as one little-endian number, e.g. 0x1640EF."""
+    return WINBOND | W25Q_MEMORY_TYPE << 8 | (size.bit_length() - 1) << 16
+
+
+def sfdp_table(size: int) -> bytes:
+    """The part's 256-byte SFDP space: header, one parameter header, the BFPT; 0xFF elsewhere."""
+    table = bytearray(b"\xff" * SFDP_SIZE)
+    # "SFDP", revision 1.5, one parameter header (NPH = 0), access protocol FF.
+    struct.pack_into("<IBBBB", table, 0, 0x50444653, 5, 1, 0, 0xFF)
+    # Parameter header 0: JEDEC (ID 00/FF), revision 1.5, 16 DWORDs at 0x80.
+    struct.pack_into("<BBBB", table, 8, 0x00, 5, 1, len(_W25Q_JV_BFPT))
+    table[12:15] = _BFPT_ADDR.to_bytes(3, "little")
+    table[15] = 0xFF
+    dwords = [size * 8 - 1 if d is None else d for d in _W25Q_JV_BFPT]
+    struct.pack_into(f"<{len(dwords)}I", table, _BFPT_ADDR, *dwords)
+    return bytes(table)
+
+
 class PowerCut(Exception):
     """Raised inside the board process when the armed cut point is reached."""
 
@@ -184,6 +219,8 @@ class NorFlash:
         self.meta = FlashMeta(meta_path(path), size)
         self.cut = cut
         self.on_op = None  # optional hook(op_number, kind, addr, length) for tracing
+        self.jedec_id = jedec_id(size)
+        self.sfdp = sfdp_table(size)
 
     def close(self) -> None:
         os.close(self._fd)

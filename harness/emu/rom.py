@@ -2,9 +2,17 @@
 
 A virtual chip cannot run esptool's stub, but after esptool uploads it to RAM
 and jumps to it the chip can *behave* as the stub: greet with ``OHAI``, send two
-status bytes, and accept the stub-only commands. Everything the chip answers is
-derived from the per-chip profile classes below (register values, status
-format, which commands exist), never from ``if chip ==`` branches.
+status bytes, and accept the stub-only commands. Only esptool's own stub image
+gets that treatment (see ``ram.py``); a jump to any other RAM code leaves the
+chip silent until the next reset. Everything the chip answers is derived from
+the per-chip profile classes below (register values, status format, which
+commands exist), never from ``if chip ==`` branches.
+
+The SPI flash is reachable only once it is attached: the ESP32 ROM attaches it
+on SPI_ATTACH, the ESP8266 ROM on FLASH_BEGIN, both stubs when they start.
+Before that, flash commands reach no chip: reads see the idle bus (all ones,
+so RDID gives 0xFFFFFF as on a board whose flash is not on the attached pins)
+and erases and writes change nothing.
 
 Facts come from esptool's loader and targets (what it sends and what it checks)
 and the ESP32 / ESP8266 ROM behaviour it documents; see
@@ -19,7 +27,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from .flash import SECTOR_SIZE, FlashError, NorFlash
+from .flash import SECTOR_SIZE, SFDP_SIZE, FlashError, NorFlash
+from .flash_crypt import ENCRYPTED_WRITE_ALIGN, esp32_encrypt
+from .ram import Ram
 
 # -- command ids ---------------------------------------------------------------------------
 FLASH_BEGIN = 0x02
@@ -68,7 +78,20 @@ STUB_NOT_ENOUGH_DATA = 0xC8
 STUB_TOO_MUCH_DATA = 0xC9
 STUB_NOT_IMPLEMENTED = 0xFF
 
+# SPI controller: CMD register bit that runs the user command, USR register phase bits
 SPI_CMD_USR = 1 << 18
+SPI_USR_COMMAND = 1 << 31
+SPI_USR_ADDR = 1 << 30
+SPI_USR_DUMMY = 1 << 29
+SPI_USR_MISO = 1 << 28
+SPI_USR_MOSI = 1 << 27
+SPI_USR_OFFS, SPI_USR1_OFFS, SPI_USR2_OFFS = 0x1C, 0x20, 0x24
+SPI_W_REGS = 16  # W0..W15: 64 bytes of data buffer
+
+# SPI flash opcodes the part answers through the user-command registers
+SPIFLASH_RDID = 0x9F
+SPIFLASH_RDSFDP = 0x5A
+SPIFLASH_RDSR = (0x05, 0x35, 0x15)
 
 
 def xor_checksum(data: bytes, state: int = 0xEF) -> int:
@@ -158,6 +181,15 @@ class RomProfile:
     sync_value: int = 0x20120707
     # Flash size the ROM assumes until SPI_SET_PARAMS says otherwise (None: the real size).
     rom_default_flash_size: int | None = None
+    # ESP32: MISO bit length register (offset from spi_base); None: lengths live in USR1.
+    spi_miso_dlen_offs: int | None = None
+    # The ROM attaches the flash itself on FLASH_BEGIN (it has no SPI_ATTACH command).
+    attach_on_flash_begin: bool = False
+    # SPI_ATTACH's pin argument: 0 (the default pins) and this encoding of the same pins reach
+    # the flash, anything else (HSPI, other pins) reaches nothing. None: the argument is ignored.
+    default_spi_pins: int | None = None
+    # The stub can write through the flash encryption block (FLASH_BEGIN's 5th word).
+    flash_encryption: bool = False
 
     def registers(self, mac: bytes, download: bool) -> dict[int, int]:
         raise NotImplementedError
@@ -168,6 +200,21 @@ class RomProfile:
 
     def rom_baud_from_request(self, requested: int, regs: dict[int, int]) -> int:
         return requested
+
+    def spi_miso_bits(self, regs: dict[int, int]) -> int:
+        """Bits the user command reads back on MISO, from the length registers esptool set."""
+        if self.spi_miso_dlen_offs is not None:
+            return (regs.get(self.spi_base + self.spi_miso_dlen_offs, 0) & 0xFFFFFF) + 1
+        # ESP8266: USR1 holds MISO bit length - 1 in bits 8-16.
+        return ((regs.get(self.spi_base + SPI_USR1_OFFS, 0) >> 8) & 0x1FF) + 1
+
+    def flash_encrypt(self, data: bytes, address: int) -> bytes:
+        raise NotImplementedError(f"{self.name} has no flash encryption")
+
+
+def spi_attach_pins(clk: int, q: int, d: int, hd: int, cs: int) -> int:
+    """SPI_ATTACH's pin argument for a custom connection (esptool's encoding)."""
+    return (hd << 24) | (cs << 18) | (d << 12) | (q << 6) | clk
 
 
 class Esp32Profile(RomProfile):
@@ -201,6 +248,14 @@ class Esp32Profile(RomProfile):
         }
 
     magic_addr = 0x40001000
+
+    # Blank eFuses, as the registers above report them: BLOCK1 (the flash encryption key)
+    # all zero and readable, FLASH_CRYPT_CONFIG (efuse word 5 bits 28-31) 0.
+    FLASH_CRYPT_KEY = bytes(32)
+    FLASH_CRYPT_CONFIG = 0
+
+    def flash_encrypt(self, data: bytes, address: int) -> bytes:
+        return esp32_encrypt(data, address, self.FLASH_CRYPT_KEY, self.FLASH_CRYPT_CONFIG)
 
     def rom_baud_from_request(self, requested: int, regs: dict[int, int]) -> int:
         # esptool scales the value by the ROM's idea of the crystal; with the calibration
@@ -266,6 +321,10 @@ ESP32 = Esp32Profile(
     uart_clkdiv_reg=0x3FF40014,
     uart_clock_hz=40_000_000,
     rom_default_flash_size=2 * 1024 * 1024,
+    spi_miso_dlen_offs=0x2C,
+    # The flash of an ESP32 module: CLK GPIO6, Q GPIO7, D GPIO8, HD GPIO9, CS GPIO11.
+    default_spi_pins=spi_attach_pins(6, 7, 8, 9, 11),
+    flash_encryption=True,
 )
 ESP8266 = Esp8266Profile(
     name="esp8266",
@@ -276,6 +335,7 @@ ESP8266 = Esp8266Profile(
     spi_w0_offs=0x40,
     uart_clkdiv_reg=0x60000014,
     uart_clock_hz=52_000_000,
+    attach_on_flash_begin=True,
 )
 PROFILES = {p.name: p for p in (ESP32, ESP8266)}
 
@@ -294,7 +354,7 @@ class CommandError(Exception):
 class LoaderExit:
     """Why the loader stopped answering: the chip leaves download mode."""
 
-    action: str  # "reboot" (chip reset) or "run" (jump to the app in flash)
+    action: str  # "reboot" (chip reset), "run" (jump to the app in flash), "halt" (runs code the model cannot)
     detail: str = ""
 
 
@@ -305,10 +365,14 @@ class _WriteSession:
     block_size: int
     blocks: int
     compressed: bool
-    written: int = 0
+    written: int = 0  # stub: bytes of the announced size taken so far
     erased_until: int = 0  # stub: next byte not yet erased
+    erase_end: int = 0  # stub: end of the sectors the announced size covers
     inflater: "zlib._Decompress | None" = None
     next_seq: int = 0
+    encrypt: bool = False  # stub: write through the flash encryption block
+    encrypt_fails: bool = False  # stub: encrypted writes are not possible on this chip
+    pending: bytearray | None = None  # stub, encrypted: bytes waiting for a whole 32-byte block
 
 
 class Loader:
@@ -328,11 +392,13 @@ class Loader:
         self.mac = mac
         self.log = log or (lambda msg: None)
         self.stub = False
+        self.stub_version: str | None = None  # which of esptool's stubs is running
         self.regs = profile.registers(mac, download=True)
         self._flash_param_size = profile.rom_default_flash_size or flash.size
+        # In download mode the ROM has not attached the SPI flash (see the module docstring).
+        self.flash_attached = False
         self._write: _WriteSession | None = None
-        self._mem_size = 0
-        self._mem_received = 0
+        self.ram = Ram()
         self._decoder = SlipDecoder()
 
     # -- main loop ----------------------------------------------------------------------------
@@ -423,20 +489,43 @@ class Loader:
         self._reply(op)
 
     def _run_spi_command(self) -> None:
-        """Execute the user SPI command esptool set up in the SPI1 registers."""
-        base = self.profile.spi_base
-        opcode = self.regs.get(base + 0x24, 0) & 0xFF
-        addr = self.regs.get(base + 0x04, 0) >> 8
-        if opcode == 0x9F:  # RDID: Winbond, capacity code = log2(size)
-            result = 0xEF | (0x40 << 8) | (self.flash.size.bit_length() - 1) << 16
-        elif opcode == 0x5A:  # SFDP signature at address 0
-            result = 0x50444653 if addr == 0 else 0
-        elif opcode in (0x05, 0x35, 0x15):  # status registers: idle, nothing protected
-            result = 0
-        else:
-            result = 0
-        self.regs[base + self.profile.spi_w0_offs] = result
-        self.regs[base] = self.regs.get(base, 0) & ~SPI_CMD_USR
+        """Execute the user SPI command esptool set up in the SPI1 registers.
+
+        The command phase's opcode is in USR2; the address (when USR has the address phase)
+        sits in the top bits of ADDR, as long as USR1 says; what the part shifts out during
+        the MISO phase lands in W0.. (least significant byte first), only as many bits as
+        the MISO length asks for.
+        """
+        p, regs = self.profile, self.regs
+        base = p.spi_base
+        usr = regs.get(base + SPI_USR_OFFS, 0)
+        opcode = regs.get(base + SPI_USR2_OFFS, 0) & 0xFF
+        addr = 0
+        if usr & SPI_USR_ADDR:
+            addr_bits = ((regs.get(base + SPI_USR1_OFFS, 0) >> 26) & 0x3F) + 1
+            addr = regs.get(base + 0x04, 0) >> (32 - addr_bits)
+        miso_bits = min(p.spi_miso_bits(regs), 32 * SPI_W_REGS) if usr & SPI_USR_MISO else 0
+        if miso_bits:
+            n = (miso_bits + 7) // 8
+            out = self._spi_flash_output(opcode, addr, n) if self.flash_attached else b"\xff" * n
+            value = int.from_bytes(out, "little") & ((1 << miso_bits) - 1)
+            for i in range((miso_bits + 31) // 32):
+                reg = base + p.spi_w0_offs + 4 * i
+                mask = ((1 << miso_bits) - 1) >> (32 * i) & 0xFFFFFFFF
+                regs[reg] = (regs.get(reg, 0) & ~mask) | ((value >> (32 * i)) & mask)
+        regs[base] = regs.get(base, 0) & ~SPI_CMD_USR
+
+    def _spi_flash_output(self, opcode: int, addr: int, n: int) -> bytes:
+        """The first ``n`` bytes the flash part shifts out after ``opcode`` (and its address)."""
+        if opcode == SPIFLASH_RDID:  # manufacturer, memory type, capacity, repeating
+            ident = self.flash.jedec_id.to_bytes(3, "little")
+            return (ident * (n // 3 + 1))[:n]
+        if opcode == SPIFLASH_RDSFDP:  # the 256-byte SFDP space; A23-A8 are ignored
+            table = self.flash.sfdp
+            return bytes(table[(addr + i) % SFDP_SIZE] for i in range(n))
+        if opcode in SPIFLASH_RDSR:  # status registers 1-3: idle, nothing protected
+            return bytes(n)
+        return b"\xff" * n  # a command the part ignores: nothing drives MISO
 
     def _spi_set_params(self, op: int, data: bytes, chk: int) -> None:
         if len(data) != 24:
@@ -446,7 +535,18 @@ class Loader:
         self._reply(op)
 
     def _spi_attach(self, op: int, data: bytes, chk: int) -> None:
+        # ROM: pins word plus 4 bytes (the "legacy" flag); stub: the pins word.
+        if len(data) < 4 or (self.stub and len(data) != 4):
+            raise CommandError(ROM_INVALID_MESSAGE, STUB_BAD_DATA_LEN, "SPI_ATTACH needs the pin word")
+        (pins,) = struct.unpack_from("<I", data)
+        self._attach(pins)
         self._reply(op)
+
+    def _attach(self, pins: int = 0) -> None:
+        default = self.profile.default_spi_pins
+        self.flash_attached = default is None or pins in (0, default)
+        if not self.flash_attached:
+            self.log(f"SPI flash attached on pins {pins:#x}: the flash is not there")
 
     def _get_security_info(self, op: int, data: bytes, chk: int) -> None:  # pragma: no cover
         raise CommandError(ROM_INVALID_MESSAGE, STUB_NOT_IMPLEMENTED)
@@ -463,32 +563,41 @@ class Loader:
         self.uart.set_baud(new)
         self.log(f"UART now at {new} baud")
 
-    # RAM download: how esptool uploads its stub.
+    # RAM download: how esptool uploads its stub (and `load-ram` any other code).
     def _mem_begin(self, op: int, data: bytes, chk: int) -> None:
         if len(data) != 16:
             raise CommandError(ROM_INVALID_MESSAGE, STUB_BAD_DATA_LEN, "MEM_BEGIN needs 16 bytes")
-        size, _blocks, _bs, _addr = struct.unpack("<IIII", data)
-        self._mem_size, self._mem_received = size, 0
+        _size, _blocks, _bs, addr = struct.unpack("<IIII", data)
+        self.ram.begin(addr)
         self._reply(op)
 
     def _mem_data(self, op: int, data: bytes, chk: int) -> None:
         payload = self._data_payload(data, chk)
-        self._mem_received += len(payload)
+        self.ram.append(payload)
         self._reply(op)
 
-    def _mem_end(self, op: int, data: bytes, chk: int) -> None:
+    def _mem_end(self, op: int, data: bytes, chk: int) -> LoaderExit | None:
         if len(data) != 8:
             raise CommandError(ROM_INVALID_MESSAGE, STUB_BAD_DATA_LEN, "MEM_END needs 8 bytes")
         no_entry, entry = struct.unpack("<II", data)
         self._reply(op)
-        if no_entry == 0 and entry:
-            # The uploaded code is esptool's flasher stub: from here on behave as it does.
-            # The stub reads the flash chip's real size itself.
-            self.stub = True
-            self._flash_param_size = self.flash.size
-            self._write = None
-            self.uart.write(slip_frame(b"OHAI"))
-            self.log(f"flasher stub running (entry {entry:#x})")
+        if no_entry or not entry:
+            return None
+        stub = self.ram.stub_at(self.profile.name, entry)
+        if stub is None:
+            # Code the model cannot run: the chip leaves the loader and says nothing more.
+            self.log(f"jumped to RAM code at {entry:#x} that is not esptool's flasher stub")
+            return LoaderExit("halt", f"MEM_END: running unknown RAM code at {entry:#x}")
+        # esptool's flasher stub: from here on behave as it does. It attaches the flash
+        # itself and reads the flash chip's real size.
+        self.stub = True
+        self.stub_version = stub.version
+        self._flash_param_size = self.flash.size
+        self._write = None
+        self._attach()
+        self.uart.write(slip_frame(b"OHAI"))
+        self.log(f"flasher stub {stub.version} running (entry {entry:#x})")
+        return None
 
     # Flash writes.
     def _flash_begin(self, op: int, data: bytes, chk: int, compressed: bool = False) -> None:
@@ -500,11 +609,24 @@ class Loader:
             raise CommandError(ROM_FAILED_TO_ACT, STUB_BAD_BLOCKSIZE, f"block size {block_size} not accepted")
         session = _WriteSession(offset, size, block_size, blocks, compressed)
         if self.stub:
+            # The stub takes the first word as the number of bytes to write and erases as it
+            # writes: the sectors from the one holding ``offset`` to the one holding the last
+            # announced byte, nothing past them.
             if offset + size > self._flash_param_size:
                 raise CommandError(ROM_FAILED_TO_ACT, STUB_FAILED_SPI_OP,
                                    f"write {offset:#x}+{size:#x} beyond flash size {self._flash_param_size:#x}")
-            session.erased_until = offset
+            session.erased_until = offset - offset % SECTOR_SIZE
+            session.erase_end = -(-(offset + size) // SECTOR_SIZE) * SECTOR_SIZE
+            if len(data) == 20 and struct.unpack_from("<I", data, 16)[0]:
+                if self.profile.flash_encryption:
+                    session.encrypt, session.pending = True, bytearray()
+                elif self.stub_version != "1":
+                    # esp-flasher-stub refuses encrypted writes on a chip without flash
+                    # encryption; the legacy stub drops the flag and writes plaintext.
+                    session.encrypt_fails = True
         else:
+            if self.profile.attach_on_flash_begin:
+                self._attach()
             erase = self.profile.rom_erase_bytes(offset, size) if not compressed else size
             if offset + erase > self._flash_param_size:
                 raise CommandError(ROM_FAILED_TO_ACT, STUB_FAILED_SPI_OP,
@@ -524,10 +646,15 @@ class Loader:
         if session is None or session.compressed:
             raise CommandError(ROM_FAILED_TO_ACT, STUB_NOT_IN_FLASH_MODE, "FLASH_DATA without FLASH_BEGIN")
         seq = struct.unpack_from("<I", data, 4)[0]
-        if len(payload) > session.block_size and self.stub:
-            raise CommandError(ROM_FAILED_TO_ACT, STUB_TOO_MUCH_DATA, "block larger than announced")
-        addr = session.offset + seq * session.block_size
-        self._write_bytes(session, addr, payload)
+        if self.stub:
+            if len(payload) > session.block_size:
+                raise CommandError(ROM_FAILED_TO_ACT, STUB_TOO_MUCH_DATA, "block larger than announced")
+            # The stub ignores seq (blocks land one after another) and drops whatever the
+            # host sends past the announced size: the 0xFF padding of the last block.
+            self._stub_take(session, payload)
+        else:
+            # The ROM writes each whole block (padding included) where seq puts it.
+            self._rom_write(session, session.offset + seq * session.block_size, payload)
         self._reply(op)
 
     def _flash_defl_data(self, op: int, data: bytes, chk: int) -> None:
@@ -548,25 +675,68 @@ class Loader:
         limit = session.size if self.stub else self._flash_param_size - session.offset
         if session.written + len(out) > limit:
             raise CommandError(ROM_FLASH_WRITE_ERROR, STUB_TOO_MUCH_DATA, "more data than announced")
-        self._write_bytes(session, session.offset + session.written, out)
+        if self.stub:
+            self._stub_take(session, out)
+        else:
+            self._rom_write(session, session.offset + session.written, out)
         session.next_seq += 1
         self._reply(op)
 
-    def _write_bytes(self, session: _WriteSession, addr: int, payload: bytes) -> None:
-        if not payload:
-            return
-        end = addr + len(payload)
+    def _check_write(self, addr: int, size: int) -> None:
+        end = addr + size
         if end > self._flash_param_size:
             raise CommandError(ROM_FLASH_WRITE_ERROR, STUB_FAILED_SPI_OP,
                                f"write {addr:#x}..{end:#x} beyond flash size {self._flash_param_size:#x}")
-        if self.stub:
-            # The stub erases just ahead of what it writes.
-            while session.erased_until < end:
-                sector = session.erased_until - session.erased_until % SECTOR_SIZE
-                self._erase(sector, SECTOR_SIZE)
-                session.erased_until = sector + SECTOR_SIZE
+
+    def _rom_write(self, session: _WriteSession, addr: int, payload: bytes) -> None:
+        if not payload:
+            return
+        self._check_write(addr, len(payload))
         self._program(addr, payload)
-        session.written = max(session.written, end - session.offset)
+        session.written = max(session.written, addr + len(payload) - session.offset)
+
+    def _stub_take(self, session: _WriteSession, data: bytes) -> None:
+        """The stub writes the next bytes of the announced size; anything beyond is dropped."""
+        room = session.size - session.written
+        if len(data) > room:
+            data = data[:room]
+        if not data:
+            return
+        addr = session.offset + session.written
+        session.written += len(data)
+        if not session.encrypt:
+            self._stub_write(session, addr, data)
+            return
+        # Encrypted: the stub hands the flash encryption block whole 32-byte blocks (only the
+        # end of the announced size may fall short, and then the write fails).
+        pending = session.pending
+        assert pending is not None
+        start = addr - len(pending)
+        pending += data
+        done = session.written == session.size
+        n = len(pending) if done else len(pending) - len(pending) % ENCRYPTED_WRITE_ALIGN
+        if n:
+            chunk = bytes(pending[:n])
+            del pending[:n]
+            self._stub_write(session, start, chunk, encrypt=True)
+
+    def _stub_write(self, session: _WriteSession, addr: int, data: bytes, encrypt: bool = False) -> None:
+        """Erase what the write needs (within the announced sectors), then program."""
+        end = addr + len(data)
+        self._check_write(addr, len(data))
+        erase_to = min(-(-end // SECTOR_SIZE) * SECTOR_SIZE, session.erase_end)
+        while session.erased_until < erase_to:
+            self._erase(session.erased_until, SECTOR_SIZE)
+            session.erased_until += SECTOR_SIZE
+        if session.encrypt_fails:
+            raise CommandError(ROM_FAILED_TO_ACT, STUB_FAILED_SPI_OP, "no encrypted writes on this chip")
+        if encrypt:
+            # esp_rom_spiflash_write_encrypted: 32-byte aligned address and length only.
+            if addr % ENCRYPTED_WRITE_ALIGN or len(data) % ENCRYPTED_WRITE_ALIGN:
+                raise CommandError(ROM_FAILED_TO_ACT, STUB_FAILED_SPI_OP,
+                                   f"encrypted write {addr:#x}+{len(data):#x} is not 32-byte aligned")
+            data = self.profile.flash_encrypt(data, addr)
+        self._program(addr, data)
 
     def _flash_end(self, op: int, data: bytes, chk: int) -> LoaderExit | None:
         if len(data) != 4:
@@ -581,6 +751,7 @@ class Loader:
             if run_user == 0:
                 # Leaving the stub with "reboot" hands control back to the ROM loader.
                 self.stub = False
+                self.stub_version = None
                 self.log("stub exited to the ROM loader")
             return None
         if run_user:
@@ -599,7 +770,7 @@ class Loader:
             raise CommandError(ROM_INVALID_MESSAGE, STUB_BAD_DATA_LEN, "SPI_FLASH_MD5 needs 16 bytes")
         addr, size, _, _ = struct.unpack("<IIII", data)
         self._check_read(addr, size)
-        digest = hashlib.md5(self.flash.view()[addr : addr + size])
+        digest = hashlib.md5(self.flash.view()[addr : addr + size] if self.flash_attached else b"\xff" * size)
         self._reply(op, 0, digest.digest() if self.stub else digest.hexdigest().encode())
 
     def _read_flash_slow(self, op: int, data: bytes, chk: int) -> None:
@@ -609,7 +780,7 @@ class Loader:
         if size > 64:
             raise CommandError(ROM_READ_LENGTH_ERROR, STUB_BAD_DATA_LEN, f"read length {size} > 64")
         self._check_read(addr, size)
-        block = self.flash.read(addr, size).ljust(64, b"\xff")
+        block = self._read(addr, size).ljust(64, b"\xff")
         self._reply(op, 0, block)
 
     def _read_flash(self, op: int, data: bytes, chk: int) -> None:
@@ -620,7 +791,7 @@ class Loader:
             raise CommandError(ROM_INVALID_MESSAGE, STUB_BAD_BLOCKSIZE, f"packet size {packet}")
         self._check_read(addr, size)
         self._reply(op)
-        blob = self.flash.read(addr, size)
+        blob = self._read(addr, size)
         sent = acked = 0
         in_flight = max(in_flight, 1)
         decoder = SlipDecoder()
@@ -673,16 +844,24 @@ class Loader:
             raise CommandError(ROM_FLASH_READ_ERROR, STUB_FAILED_SPI_OP,
                                f"read {addr:#x}+{size:#x} beyond flash size")
 
+    def _read(self, addr: int, size: int) -> bytes:
+        # An unattached flash does not drive MISO: the bus reads as all ones.
+        return self.flash.read(addr, size) if self.flash_attached else b"\xff" * size
+
     def _physical(self, addr: int) -> int:
         # Address bits above the chip's capacity are ignored by a real NOR part.
         return addr % self.flash.size
 
     def _erase(self, addr: int, size: int) -> None:
+        if not self.flash_attached:
+            return  # the erase command reaches no chip
         start = addr - addr % SECTOR_SIZE
         for a in range(start, addr + size, SECTOR_SIZE):
             self.flash.erase_sector(self._physical(a))
 
     def _program(self, addr: int, data: bytes) -> None:
+        if not self.flash_attached:
+            return  # the page programs reach no chip
         phys = self._physical(addr)
         if phys + len(data) <= self.flash.size:
             self.flash.program(phys, data)

@@ -6,6 +6,9 @@ Written from the protocol description (shared/specs/esptool-serial-protocol.md),
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import socket
 import struct
 import time
@@ -29,6 +32,7 @@ MAGIC_REG = 0x40001000
 ESP32_MAGIC = 0x00F01D83
 ESP8266_MAGIC = 0xFFF0C101
 MB = 1024 * 1024
+RAM_BLOCK = 0x1800  # esptool's MEM_DATA block size
 
 
 def slip(packet: bytes) -> bytes:
@@ -119,6 +123,42 @@ def md5_request(addr: int, size: int) -> bytes:
     return request(SPI_FLASH_MD5, struct.pack("<IIII", addr, size, 0, 0))
 
 
+def esptool_stub(chip: str, version: str | None = None) -> tuple[int, list[tuple[int, bytes]]]:
+    """esptool's flasher stub for ``chip`` as shipped with the installed esptool: (entry, segments).
+
+    ``version`` is the stub directory (``"1"`` legacy, ``"2"`` esp-flasher-stub); by default the
+    one esptool itself uploads.
+    """
+    from esptool.loader import StubFlasher
+
+    version = version or StubFlasher.STUB_SUBDIRS[0]
+    with open(os.path.join(StubFlasher.STUB_DIR, version, f"{chip}.json")) as f:
+        desc = json.load(f)
+    segments = [(desc["text_start"], base64.b64decode(desc["text"]))]
+    if "data" in desc:
+        segments.append((desc["data_start"], base64.b64decode(desc["data"])))
+    return desc["entry"], segments
+
+
+def ram_upload(segments: list[tuple[int, bytes]]) -> list[bytes]:
+    """The MEM_BEGIN / MEM_DATA requests esptool sends to load ``segments`` into RAM."""
+    packets = []
+    for addr, data in segments:
+        blocks = (len(data) + RAM_BLOCK - 1) // RAM_BLOCK
+        packets.append(request(MEM_BEGIN, struct.pack("<IIII", len(data), blocks, RAM_BLOCK, addr)))
+        packets += [data_request(MEM_DATA, data[i * RAM_BLOCK:(i + 1) * RAM_BLOCK], i) for i in range(blocks)]
+    return packets
+
+
+def mem_end(entry: int) -> bytes:
+    return request(MEM_END, struct.pack("<II", int(entry == 0), entry))
+
+
+def spi_attach(pins: int = 0) -> bytes:
+    """SPI_ATTACH as esptool sends it to a ROM: the pin word and four zero bytes."""
+    return request(SPI_ATTACH, struct.pack("<II", pins, 0))
+
+
 @dataclass
 class Reply:
     op: int
@@ -207,15 +247,23 @@ class DirectHost:
         assert len(replies) == 1, replies
         return replies[0]
 
-    def enter_stub(self) -> list[bytes]:
-        """Upload a pretend stub the way esptool does: MEM_BEGIN, MEM_DATA, MEM_END(0, entry)."""
-        code = bytes(range(256)) * 4
-        for r in self.send(request(MEM_BEGIN, struct.pack("<IIII", len(code), 1, 0x1800, 0x4009F000)),
-                           data_request(MEM_DATA, code, 0)):
+    def enter_stub(self, version: str | None = None) -> list[bytes]:
+        """Upload esptool's stub the way esptool does: MEM_BEGIN, MEM_DATA..., MEM_END(0, entry)."""
+        entry, segments = esptool_stub(self.loader.profile.name, version)
+        for r in self.send(*ram_upload(segments)):
             assert r.ok, r
-        frames = self.feed(slip(request(MEM_END, struct.pack("<II", 0, 0x4009F000))))
+        frames = self.feed(slip(mem_end(entry)))
         assert self.loader.stub
         return frames
+
+    def attach(self) -> None:
+        """Attach the flash the way esptool does before flash commands on a ROM: SPI_ATTACH on
+        an ESP32, FLASH_BEGIN(0, 0) on an ESP8266 (its ROM has no SPI_ATTACH)."""
+        if self.loader.profile.name == "esp8266":
+            r = self.one(request(FLASH_BEGIN, struct.pack("<IIII", 0, 0, 0x400, 0)))
+        else:
+            r = self.one(spi_attach())
+        assert r.ok, r
 
 
 def stub_deflate_write(host: DirectHost, image: bytes, offset: int, block: int = 0x4000) -> None:
