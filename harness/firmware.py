@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .esp import build_app, build_bootloader, micropython_esp32_ota
 from .esp.app_image import build_esp8266_app
 
-MICROPYTHON_VERSION = "v1.24.1"
+MICROPYTHON_VERSION = "v1.27.0"
 ESP32_APP_OFFSET = 0x10000
 
 

@@ -23,6 +23,7 @@ power cut kills it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -31,6 +32,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -39,21 +41,61 @@ from pathlib import Path
 
 from .apps import RUNTIMES, AppContext
 from .chip import EXIT_REBOOT, EXIT_WATCHDOG
+from .mpy_api import RELEASE, errno_numbers, port_spec, port_table
 from .port_fs import FlashHost, fs_region
 from .port_net import NetHost
 
 MPY_DIR = Path(__file__).with_name("mpy")
-# Free heap an application gets on the real boards: beyond this they fail with MemoryError.
-HEAP_BUDGET = {"esp32": 100 * 1024, "esp8266": 36 * 1024}
+# The port layer's modules, in load order (the API table decides what of them is public).
 PORT_MODULES = {
-    "esp32": "machine time os random esp _blockcache esp32 network socket ssl _flashbdev",
-    "esp8266": "machine time os random esp _blockcache network socket ssl _flashbdev",
+    "esp32": "sys gc micropython platform machine time os random select esp esp32 network socket tls _flashbdev",
+    "esp8266": "sys gc micropython platform machine time os random select esp network socket tls _flashbdev",
 }
-BOARD_NAME = {"esp32": "Generic ESP32 module with ESP32", "esp8266": "ESP module with ESP8266"}
 RAW_PASTE_WINDOW = 128
-# Room for the port layer, the application budget and garbage between collections. Not
-# larger: gc.mem_alloc(), sampled on every board call, costs time in proportion to it.
+
+
+def _gc_usable(heap_bytes: int) -> int:
+    """Bytes of a MicroPython GC heap of this size that objects can use (py/gc.c gc_setup_area:
+    16-byte blocks, one allocation-table byte per 4 blocks, one finaliser byte per 8)."""
+    return heap_bytes * 16 * 8 // (16 * 8 + 2 + 1) // 16 * 16
+
+
+# The heap device code gets, as the release's ports size it:
+# - ESP8266: one static array, `static char heap[38 * 1024]` (ports/esp8266/main.c).
+# - ESP32: MICROPY_GC_INITIAL_HEAP_SIZE 56 KiB (ports/esp32/mpconfigport.h), grown on demand
+#   by gc_try_add_heap (py/gc.c: at least doubling the total each time, never more than the
+#   IDF heap's largest free block). What ESP-IDF leaves for that depends on the application;
+#   modelled here as one 56 KiB and one 16 KiB block, the state the port's comment aims at
+#   (room to double the heap once and still start Wi-Fi and make an HTTPS request).
+# boot_used: what the firmware's own start-up leaves allocated (flashbdev, the mounted
+# littlefs, sys.path), measured from the figures of the same objects on the virtual board.
+# slack: room the port layer needs inside a board call (its encoding work) on top.
+HEAP_PLAN = {
+    "esp32": {"initial": _gc_usable(56 * 1024), "grow": [56 * 1024, 16 * 1024], "boot_used": 1536,
+              "slack": 2048, "stack": 15360},
+    "esp8266": {"initial": _gc_usable(38 * 1024), "grow": [], "boot_used": 1536, "slack": 2048, "stack": 8192},
+}
+for _plan in HEAP_PLAN.values():
+    _plan["device_free"] = _plan["initial"] + sum(_plan["grow"]) - _plan["boot_used"]
+# The interpreter's own heap: the device's share, the port layer and garbage between
+# collections. Not larger: gc.mem_alloc(), sampled on every board call, costs time in
+# proportion to it.
 HEAP_SIZE = {"esp32": 384 * 1024, "esp8266": 256 * 1024}
+# What the release's firmware says about itself.
+BUILD_DATE = "2025-12-09"
+BUILD_NAME = {"esp32": "ESP32_GENERIC-OTA", "esp8266": "ESP8266_GENERIC"}
+MPY_ABI = {"esp32": 6 | (3 | 10 << 2) << 8, "esp8266": 6 | (3 | 9 << 2) << 8}  # .mpy v6.3, xtensawin / xtensa
+THREADS = {"esp32": "GIL", "esp8266": None}
+PLATFORM = {
+    "esp32": {"compiler": "GCC 14.2.0", "libc": ["newlib", "4.3.0"], "idf": "IDFv5.5.1"},
+    "esp8266": {"compiler": "GCC 7.3.0", "libc": ["newlib", "2.2.0"], "idf": ""},
+}
+# Reset causes in each port's numbering (ports/esp32/modmachine.c maps esp_reset_reason();
+# the ESP8266 returns the SDK's rst_info reason). None: the cause before it stays.
+RESET_CAUSE = {
+    "esp32": {"power-on": 1, "en-pin": 1, "software": 2, "watchdog": 3, "deepsleep": 4, "soft": 5},
+    "esp8266": {"power-on": 0, "en-pin": 6, "software": 4, "watchdog": 1, "deepsleep": 5, "soft": None},
+}
 # The largest reply a board call may return (flash reads are split by the port modules).
 RESULT_CAP = 192 * 1024
 PIPE_CHUNK = 4096  # <= PIPE_BUF: each write is all-or-nothing, so a signal cannot tear it
@@ -73,72 +115,91 @@ _LAUNCH = (
 # A KeyboardInterrupt (SIGINT) that lands inside the exchange is held back until the
 # reply has been read, so a call and its reply can never get out of step.
 _BOOTSTRAP = """\
-import sys, micropython
-micropython.kbd_intr(3)
-_q = open("/dev/fd/%d", "wb")
-_p = open("/dev/fd/%d", "rb")
-def _put(data):
-    held = False
-    mv = memoryview(data)
-    i = 0
-    while i < len(data):
-        try:
-            _q.write(mv[i:i + %d])
-            i += %d
-        except KeyboardInterrupt:
-            held = True
-    return held
-def _get(n):
-    held = False
-    buf = bytearray(n)
-    while True:
-        try:
-            k = _p.readinto(buf)
-            break
-        except KeyboardInterrupt:
-            held = True
-    if k != n:
-        raise SystemExit
-    return buf, held
-class host:
-    def call(op, payload):
+def _bootstrap():
+    import sys, micropython
+    micropython.kbd_intr(3)
+    q = open("/dev/fd/%d", "wb")
+    p = open("/dev/fd/%d", "rb")
+    head = bytearray(4)
+    first = memoryview(head)[:1]
+    scratch = bytearray(256)
+    def put(data):
+        # Everything is allocated before the first byte goes out: a MemoryError can stop a
+        # call before it starts, never in the middle of one.
+        mv = memoryview(data)
+        parts = [mv[i:i + %d] for i in range(0, len(data), %d)]
+        held = False
+        k = 0
+        while k < len(parts):
+            try:
+                q.write(parts[k])
+                k += 1
+            except KeyboardInterrupt:
+                held = True
+        return held
+    def fill(view):
+        held = False
+        got = 0
+        while got < len(view):
+            try:
+                n = p.readinto(view[got:]) if got else p.readinto(view)
+            except KeyboardInterrupt:
+                held = True
+                continue
+            if not n:
+                raise SystemExit
+            got += n
+        return held
+    def drain(n):
+        while n:
+            k = min(n, len(scratch))
+            fill(memoryview(scratch)[:k])
+            n -= k
+    def request(op, payload):
         b = op.encode() + b" " + payload.encode()
-        held = _put(len(b).to_bytes(4, "little") + b)
-        h, h2 = _get(4)
-        r, h3 = _get(int.from_bytes(h, "little"))
-        if held or h2 or h3:
-            raise KeyboardInterrupt
-        return r.decode()
-    def call_into(op, payload, buf):
-        # A reply of raw bytes ("8" + data) lands in buf with no copy: the number of bytes,
-        # or the reply text when the call failed.
-        b = op.encode() + b" " + payload.encode()
-        held = _put(len(b).to_bytes(4, "little") + b)
-        h, h2 = _get(4)
-        n = int.from_bytes(h, "little")
-        k, h3 = _get(1)
-        if k == b"8":
-            mv = memoryview(buf)[:n - 1]
-            got = 0
-            while got < n - 1:
+        msg = len(b).to_bytes(4, "little") + b
+        return put(msg)
+    def reply_size(held):
+        held = fill(head) or held
+        return int.from_bytes(head, "little"), held
+    class host:
+        def call(op, payload):
+            held = request(op, payload)
+            n, held = reply_size(held)
+            try:
+                r = bytearray(n)
+            except MemoryError:
+                drain(n)
+                raise
+            held = fill(r) or held
+            if held:
+                raise KeyboardInterrupt
+            return r.decode()
+        def call_into(op, payload, buf):
+            # A reply of raw bytes ("8" + data) lands in buf with no copy: the number of bytes,
+            # or the reply text when the call failed.
+            held = request(op, payload)
+            n, held = reply_size(held)
+            held = fill(first) or held
+            if head[0] == 56:
+                held = fill(memoryview(buf)[:n - 1]) or held
+                r = n - 1
+            else:
+                k = head[0]
                 try:
-                    got += _p.readinto(mv[got:])
-                except KeyboardInterrupt:
-                    held = True
-            r = n - 1
-        else:
-            rest, h4 = _get(n - 1)
-            r = (k + rest).decode()
-            h3 = h3 or h4
-        if held or h2 or h3:
-            raise KeyboardInterrupt
-        return r
-sys.modules["host"] = host
-exec(host.call("port_source", "_boot"), {"__name__": "_boot"})
+                    rest = bytearray(n - 1)
+                except MemoryError:
+                    drain(n - 1)
+                    raise
+                held = fill(rest) or held
+                r = chr(k) + rest.decode()
+            if held:
+                raise KeyboardInterrupt
+            return r
+    src = host.call("port_source", "_boot")
+    exec(compile(src, "_boot.py", "exec"), {"__name__": "_boot", "host": host})
+_bootstrap()
 """
-
-MP_RESET_CAUSE = {"power-on": 1, "en-pin": 2, "watchdog": 3, "deepsleep": 4, "software": 5}
-
 
 class _Exit(Exception):
     """Leave the interpreter: the chip resets (``code``) or the VM restarts (``mode``)."""
@@ -425,8 +486,12 @@ class MicroPythonRuntime:
         self.ctx = ctx
         self.uart = ctx.uart
         self.chip = ctx.cfg.chip
-        self.version = ctx.version or "v1.24.1"
+        self.version = _release_version(ctx.version)
+        self.port = port_table(self.chip)
+        self.machine = f"{self.port['board_name']} with {self.port['mcu_name']}"
         self.banner = self._banner()
+        self.errno = errno_numbers(self.chip)
+        self.heap_plan = HEAP_PLAN[self.chip]
         self.repl = Repl(self)
         self.executing = False
         self.interrupt_pending = False
@@ -445,23 +510,15 @@ class MicroPythonRuntime:
         self._wdt: threading.Timer | None = None
         self._wdt_timeout = 0.0
         self.mode = "boot"
+        self.soft_reset = False
+        self._cwd: tempfile.TemporaryDirectory | None = None
         self._sources: dict[str, str] = {}
         self.uart.add_rx_hook(self._rx_hook)
         self.uart.control_listeners.append(self._on_control)
         self.ops = self._build_ops()
 
     def _banner(self) -> str:
-        image = self.ctx.image
-        if self.chip == "esp8266":
-            from ..esp.esp8266_image import find_micropython_banner
-
-            b = find_micropython_banner(self.ctx.flash.read(0, min(self.ctx.flash.size, 0x100000)))
-            if b is not None:
-                date = "2024-11-29"
-                return f"MicroPython v{b.version.lstrip('v')} on {date}; {b.board or BOARD_NAME[self.chip]}"
-        desc = getattr(image, "app_desc", None)
-        date = _iso_date(desc.date) if desc is not None else "2024-11-29"
-        return f"MicroPython {self.version} on {date}; {BOARD_NAME[self.chip]}"
+        return f"MicroPython {self.version} on {BUILD_DATE}; {self.machine}"
 
     # -- console input: Ctrl-C while code runs ------------------------------------------------------------
     def _rx_hook(self, data: bytes) -> bytes:
@@ -522,10 +579,12 @@ class MicroPythonRuntime:
         code = _BOOTSTRAP % (req_w, rep_r, PIPE_CHUNK, PIPE_CHUNK)
         argv = [sys.executable, "-c", _LAUNCH, str(os.getpid()), "micropython",
                 "-X", f"heapsize={HEAP_SIZE[self.chip]}", "-c", code]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MICROPY")}
-        env["HOME"] = "/nonexistent"  # nothing from ~/.micropython/lib on the board's path
+        # Nothing of the host reaches the board: an empty environment and an empty directory.
+        env = {"HOME": "/nonexistent", "PATH": "/nonexistent", "LANG": "C"}
+        if self._cwd is None:
+            self._cwd = tempfile.TemporaryDirectory(prefix="hil-mpy-")
         self.proc = subprocess.Popen(argv, pass_fds=(req_w, rep_r), stdin=subprocess.DEVNULL, stdout=out_w,
-                                     stderr=out_w, env=env, close_fds=True)
+                                     stderr=out_w, env=env, close_fds=True, cwd=self._cwd.name)
         for fd in (req_w, out_w):
             os.close(fd)
         # rep_r stays open here too: its fill level tells whether the interpreter read its reply.
@@ -591,6 +650,7 @@ class MicroPythonRuntime:
             self.uart.write(data.replace(b"\n", b"\r\n"))
 
     def _soft_reboot(self) -> None:
+        self.soft_reset = True
         self.report_heap(final=True)
         self.uart.write(b"MPY: soft reboot\r\n")
         raise _Exit(mode="soft-raw" if self.repl.raw else "soft-friendly")
@@ -609,6 +669,10 @@ class MicroPythonRuntime:
                 return self._source(payload)
             if name == "port_modules":
                 return PORT_MODULES[self.chip]
+            if name == "port_spec":
+                return port_spec(self.chip)
+            if name == "port_frozen":
+                return " ".join(sorted(p.stem for p in (MPY_DIR / "frozen").glob("*.py")))
             heap, _, args_json = payload.partition(" ")
             self._note_heap(int(heap), name)
             args = json.loads(args_json) if args_json else []
@@ -621,11 +685,13 @@ class MicroPythonRuntime:
                 return value
             return "0" + ("" if value is None else json.dumps(value))
         except HostError as e:
+            if e.kind == "1":
+                return "1" + str(self._port_errno(e.value))
             return e.kind + e.value
         except _Exit:
             raise  # out of the interpreter at once: user code cannot catch a reset
         except OSError as e:
-            return "1" + str(e.errno or "EIO")
+            return "1" + str(self._port_errno(e.errno or errno.EIO))
         except (ValueError, KeyError) as e:
             return "3" + str(e)
         except TypeError as e:
@@ -635,6 +701,15 @@ class MicroPythonRuntime:
                 raise
             self.uart.event("log", msg="board call %s failed: %s" % (name, traceback.format_exc()))
             return "4" + f"{type(e).__name__}: {e}"
+
+    def _port_errno(self, code: int | str) -> int | str:
+        """A host errno (number or name) as the port numbers it (newlib / lwIP differ from Linux)."""
+        name = code if isinstance(code, str) and not code.lstrip("-").isdigit() else errno.errorcode.get(int(code))
+        if name in self.errno:
+            return self.errno[name]
+        if isinstance(code, str) and code.lstrip("-").isdigit():
+            return int(code)
+        return code if isinstance(code, int) else getattr(errno, code, code)
 
     def _source(self, name: str) -> str:
         if name not in self._sources:
@@ -650,7 +725,13 @@ class MicroPythonRuntime:
             "script_begin": self._script_begin,
             "script_end": self._script_end,
             "machine_reset": self._machine_reset,
-            "machine_reset_cause": lambda: MP_RESET_CAUSE.get(self.ctx.run.cause, 1),
+            "machine_reset_cause": self._reset_cause,
+            "heap_plan": lambda: self.heap_plan,
+            "sys_info": self._sys_info,
+            "platform_info": self._platform_info,
+            "kbd_intr": self._set_kbd_intr,
+            "idf_heap_info": self._idf_heap_info,
+            "flash_id": lambda: self.ctx.flash.jedec_id if hasattr(self.ctx.flash, "jedec_id") else 0x1640C8,
             "machine_unique_id": lambda: _b64(self.ctx.cfg.mac),
             "machine_freq": lambda: 160_000_000 if self.chip == "esp32" else 80_000_000,
             "machine_deepsleep": self._deepsleep,
@@ -725,7 +806,7 @@ class MicroPythonRuntime:
 
     def report_heap(self, final: bool = False) -> None:
         above = max(0, self.heap_peak - self.heap_baseline)
-        budget = HEAP_BUDGET[self.chip]
+        budget = self.heap_plan["device_free"]
         self._heap_reported = self.heap_peak
         self._heap_report_t = time.monotonic()
         self.uart.event("heap", baseline=self.heap_baseline, peak=self.heap_peak, peak_above_baseline=above,
@@ -781,9 +862,33 @@ class MicroPythonRuntime:
         self.uart.event("rtc-memory", data=blob.hex())
 
     def _uname(self) -> list:
-        v = self.version.lstrip("v")
-        return [self.chip, self.chip, v, f"{self.version} on {self.banner.split(' on ')[1].split(';')[0]}",
-                BOARD_NAME[self.chip]]
+        return [self.chip, self.chip, self.version.lstrip("v"), f"{self.version} on {BUILD_DATE}", self.machine]
+
+    def _reset_cause(self) -> int:
+        causes = RESET_CAUSE[self.chip]
+        if self.soft_reset and causes["soft"] is not None:
+            return causes["soft"]
+        return causes.get(self.ctx.run.cause, causes["power-on"])
+
+    def _sys_info(self) -> dict:
+        numbers = tuple(int(x) for x in self.version.lstrip("v").split("-")[0].split("."))
+        return {"name": "micropython", "version": list(numbers[:3]) + [""], "machine": self.machine,
+                "mpy": MPY_ABI[self.chip], "build": BUILD_NAME[self.chip], "thread": THREADS[self.chip],
+                "version_text": f"3.4.0; MicroPython {self.version} on {BUILD_DATE}", "platform": self.chip}
+
+    def _platform_info(self) -> dict:
+        p = PLATFORM[self.chip]
+        arch = "xtensa"
+        extra = f"-{p['idf']}" if p["idf"] else ""
+        return {"platform": f"MicroPython-{self.version.lstrip('v')}-{arch}{extra}-with-{p['libc'][0]}{p['libc'][1]}",
+                "compiler": p["compiler"], "libc": p["libc"]}
+
+    def _set_kbd_intr(self, char: int) -> None:
+        self.kbd_intr = char == 3
+
+    def _idf_heap_info(self, caps: int) -> list:
+        # The IDF heap regions the model leaves after the GC has taken what it grew by.
+        return [[block, block, block, block] for block in self.heap_plan["grow"]]
 
 
 def _b64(data: bytes) -> str:
@@ -792,18 +897,18 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _iso_date(text: str) -> str:
-    """ESP-IDF's "Nov 29 2024" as MicroPython's banner date 2024-11-29."""
-    months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
-    parts = text.split()
-    try:
-        return f"{int(parts[2]):04d}-{months.index(parts[0]) + 1:02d}-{int(parts[1]):02d}"
-    except (IndexError, ValueError):
-        return "2024-11-29"
-
-
 def run_micropython(ctx: AppContext) -> int:
     return MicroPythonRuntime(ctx).run()
 
 
 RUNTIMES["micropython"] = run_micropython
+
+
+def _release_version(image_version: str | None) -> str:
+    """The version the firmware reports: the image's own when it is a MicroPython release
+    number (an update built for a test says v1.27.1), else the claimed release."""
+    v = (image_version or "").strip()
+    parts = v.lstrip("v").split("-")[0].split(".")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return "v" + v.lstrip("v")
+    return RELEASE

@@ -3,14 +3,13 @@
 # Every port module reaches the board (flash, UART, sockets, Wi-Fi, clocks) through
 # call(): one synchronous call into the host with JSON arguments. Bytes travel as
 # base64 text (call() encodes bytes-like arguments itself). The reply's first character
-# says how it went: "0" value, "1" OSError (errno name or number), "2" KeyboardInterrupt
+# says how it went: "0" value, "1" OSError (the port's errno number), "2" KeyboardInterrupt
 # (Ctrl-C arrived while waiting), "3" ValueError, "4" RuntimeError, "5" MemoryError,
 # "6" TypeError, "7" SystemExit.
 #
 # The live heap rides along with every call, measured before the call builds anything:
 # what the application holds, not the port layer's own encoding work (a chip's native
 # flash and socket calls allocate nothing).
-import errno as _errno
 import gc
 import json
 from binascii import a2b_base64, b2a_base64
@@ -19,13 +18,35 @@ import host
 
 _mem_alloc = gc.mem_alloc
 _collect = gc.collect
+_base = 0
+_public = {}
+plan = {}
+
+
+def set_heap_base(base, heap_plan):
+    # From now on heap figures are the device's: what the port layer holds is left out.
+    global _base, plan
+    _base = base
+    plan = heap_plan
+
+
+def set_public(modules):
+    _public.update(modules)
+
+
+def set_errno(module):
+    pass
+
+
+def public(name):
+    return _public[name]
 
 
 def heap_used():
     # Live data only: the interpreter's heap is larger than a chip's, so without a
     # collection garbage would count as use.
     _collect()
-    return _mem_alloc()
+    return _mem_alloc() - _base
 
 
 def _encode(args):
@@ -54,13 +75,10 @@ def _raise(r):
     k = r[0]
     v = r[1:]
     if k == "1":
-        code = getattr(_errno, v, None)
-        if code is None:
-            try:
-                code = int(v)
-            except ValueError:
-                code = v
-        raise OSError(code)
+        try:
+            raise OSError(int(v))
+        except ValueError:
+            raise OSError(v) from None
     if k == "2":
         raise KeyboardInterrupt
     if k == "3":
@@ -80,4 +98,3 @@ def b64(data):
 
 def unb64(text):
     return a2b_base64(text)
-

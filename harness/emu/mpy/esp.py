@@ -32,3 +32,20 @@ def osdebug(level=None, *a):
 
 def sleep_type(t=None):
     return 0
+
+
+def flash_id():
+    return _hil.call("flash_id")
+
+
+def deepsleep(time_us=0, *a):
+    _hil.call("machine_deepsleep", time_us // 1000)
+
+
+def freemem():
+    return _hil.public("gc").mem_free()
+
+
+def meminfo():
+    gc = _hil.public("gc")
+    print("data  : 0x3ffe8000 ~ 0x3ffe8000, len: 0\nheap  : 0x3ffe8000 ~ 0x3ffe8000, len: %d" % gc.mem_free())

@@ -69,21 +69,12 @@ class Partition:
     def mark_app_valid_cancel_rollback(cls):
         _hil.call("ota_mark_valid")
 
-    @classmethod
-    def mark_app_invalid_rollback_and_reboot(cls):
-        _hil.call("ota_mark_invalid_reboot")
-
-    @classmethod
-    def check_rollback_is_possible(cls):
-        return _hil.call("ota_rollback_possible")
-
-    def app_state(self):
-        return _hil.call("ota_app_state", self._info[2])
 
 
 HEAP_DATA = 4
 HEAP_EXEC = 1
 
 
-def idf_heap_info(caps):
-    return [(1 << 17, 1 << 16, 1 << 15, 1 << 16)]
+def idf_heap_info(capabilities):
+    # (total, free, largest free block, minimum free ever) per IDF heap region.
+    return [tuple(r) for r in _hil.call("idf_heap_info", capabilities)]

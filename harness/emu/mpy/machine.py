@@ -1,12 +1,8 @@
 # machine for the virtual board: what the ESP32/ESP8266 ports offer that OTA code uses.
 import _hil
 
-PWRON_RESET = 1
-HARD_RESET = 2
-WDT_RESET = 3
-DEEPSLEEP_RESET = 4
-SOFT_RESET = 5
-
+# The reset causes' values come from the API table (the ESP8266 uses the SDK's numbers);
+# the chip process reports the cause in the port's numbering.
 _cause = _hil.call("machine_reset_cause")
 
 
@@ -51,6 +47,13 @@ def lightsleep(ms=0):
     _hil.call("time_sleep_ms", ms)
 
 
+sleep = lightsleep
+
+
+def wake_reason():
+    return 0
+
+
 class WDT:
     # The watchdog resets the chip if feed() is not called within the timeout.
     def __init__(self, id=0, timeout=5000):
@@ -61,15 +64,7 @@ class WDT:
 
 
 class Pin:
-    # GPIOs exist but drive nothing on a virtual board.
-    IN = 1
-    OUT = 3
-    OPEN_DRAIN = 7
-    PULL_UP = 2
-    PULL_DOWN = 1
-    IRQ_RISING = 1
-    IRQ_FALLING = 2
-
+    # GPIOs exist but drive nothing on a virtual board (constants: the API table).
     def __init__(self, id, mode=-1, pull=-1, value=None, **kw):
         self._id = id
         self._v = 0 if value is None else value
@@ -90,6 +85,9 @@ class Pin:
 
     def off(self):
         self._v = 0
+
+    def toggle(self):
+        self._v ^= 1
 
     def irq(self, *a, **kw):
         return None
@@ -115,9 +113,6 @@ class RTC:
 
 class Timer:
     # Callbacks need a scheduler the virtual board does not model; timers are inert.
-    ONE_SHOT = 0
-    PERIODIC = 1
-
     def __init__(self, id=0, **kw):
         pass
 

@@ -61,3 +61,29 @@ class WLAN:
 def hostname(name=None):
     if name is None:
         return _hil.call("wlan_hostname")
+
+
+def country(code=None):
+    if code is None:
+        return "01"
+
+
+def phy_mode(mode=None):
+    if mode is None:
+        return 3  # MODE_11N
+
+
+def ipconfig(*args, **kwargs):
+    if args and args[0] == "prefer":
+        return 4
+    return None
+
+
+# ESP-IDF v5.x values for the names the API table could not resolve from MicroPython's sources.
+AUTH_WPA3_ENT_192 = 10
+AUTH_WPA3_EXT_PSK = 11
+AUTH_WPA3_EXT_PSK_MIXED_MODE = 12
+AUTH_MAX = 16
+STAT_NO_AP_FOUND_W_COMPATIBLE_SECURITY = 210
+STAT_NO_AP_FOUND_IN_AUTHMODE_THRESHOLD = 211
+STAT_NO_AP_FOUND_IN_RSSI_THRESHOLD = 212

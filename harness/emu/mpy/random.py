@@ -1,8 +1,11 @@
-# random, as the ESP ports provide it (hardware RNG on a chip; the host's here).
+# random, as the ESP ports provide it (hardware RNG on a chip; the host's here). The
+# ESP8266 port has only getrandbits and seed: the API table leaves the rest out there.
 import _hil
 
 
 def getrandbits(n):
+    if not 0 < n <= 32:
+        raise ValueError("bits must be 32 or less")
     return _hil.call("random_bits", n)
 
 
@@ -24,7 +27,7 @@ def choice(seq):
 
 
 def random():
-    return getrandbits(53) / (1 << 53)
+    return getrandbits(32) / 4294967296
 
 
 def uniform(a, b):
@@ -32,4 +35,8 @@ def uniform(a, b):
 
 
 def seed(n=None):
+    pass
+
+
+def __init__():
     pass

@@ -1,21 +1,19 @@
 # socket for the virtual board: real TCP/UDP sockets on the host, reached over the
-# emulated Wi-Fi link (down link: connections fail or are reset, as on a board).
+# emulated Wi-Fi link (down link: connections fail or are reset, as on a board). The
+# constants come from the release's API table (the ESP8266's lwIP values differ from the
+# ESP32's); on the ESP8266 this is the lwip module, which `import socket` also gives.
 import io
 
 import _hil
 
-AF_INET = 2
-AF_INET6 = 10
-SOCK_STREAM = 1
-SOCK_DGRAM = 2
-SOCK_RAW = 3
-IPPROTO_IP = 0
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-SOL_SOCKET = 0xFFF
-SO_REUSEADDR = 4
-SO_KEEPALIVE = 8
-TCP_NODELAY = 1
+_adopt = None  # the host handle accept() hands to the socket it creates
+
+
+def _h(s):
+    h = s.__dict__.get("_h")
+    if h is None:
+        raise OSError(9)  # EBADF
+    return h
 
 
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
@@ -23,97 +21,94 @@ def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
 
 
 class socket(io.IOBase):
-    def __init__(self, af=AF_INET, type=SOCK_STREAM, proto=0, _h=None):
-        self._h = _hil.call("sock_new", af, type) if _h is None else _h
+    def __init__(self, af=2, type=1, proto=0):
+        global _adopt
+        h, _adopt = _adopt, None
+        self.__dict__["_h"] = _hil.call("sock_new", af, type) if h is None else h
 
-    def _ch(self):
-        if self._h is None:
-            raise OSError(9)  # EBADF
-        return self._h
+    def connect(self, address):
+        _hil.call("sock_connect", _h(self), list(address))
 
-    def connect(self, addr):
-        _hil.call("sock_connect", self._ch(), list(addr))
-
-    def bind(self, addr):
-        _hil.call("sock_bind", self._ch(), list(addr))
+    def bind(self, address):
+        _hil.call("sock_bind", _h(self), list(address))
 
     def listen(self, backlog=1):
-        _hil.call("sock_listen", self._ch(), backlog)
+        _hil.call("sock_listen", _h(self), backlog)
 
     def accept(self):
-        h, addr = _hil.call("sock_accept", self._ch())
-        return socket(_h=h), tuple(addr)
+        global _adopt
+        h, addr = _hil.call("sock_accept", _h(self))
+        _adopt = h
+        return socket(), tuple(addr)
 
     def settimeout(self, value):
-        _hil.call("sock_settimeout", self._ch(), value)
+        _hil.call("sock_settimeout", _h(self), value)
 
     def setblocking(self, flag):
-        _hil.call("sock_settimeout", self._ch(), None if flag else 0)
+        _hil.call("sock_settimeout", _h(self), None if flag else 0)
 
-    def setsockopt(self, level, opt, value):
-        pass
+    def setsockopt(self, level, optname, value):
+        _h(self)
 
-    def send(self, data):
-        return _hil.call("sock_send", self._ch(), data, False)
+    def send(self, bytes):
+        return _hil.call("sock_send", _h(self), bytes, False)
 
-    def sendall(self, data):
-        _hil.call("sock_send", self._ch(), data, True)
+    def sendall(self, bytes):
+        _hil.call("sock_send", _h(self), bytes, True)
 
-    def write(self, data, n=None):
+    def write(self, buf, n=None):
         if n is not None:
-            data = memoryview(data)[:n]
-        return _hil.call("sock_send", self._ch(), data, True)
+            buf = memoryview(buf)[:n]
+        return _hil.call("sock_send", _h(self), buf, True)
 
-    def sendto(self, data, addr):
-        return _hil.call("sock_sendto", self._ch(), data, list(addr))
+    def sendto(self, bytes, address):
+        return _hil.call("sock_sendto", _h(self), bytes, list(address))
 
-    def recv(self, n):
-        r = _hil.call("sock_recv", self._ch(), n, False)
+    def recv(self, bufsize):
+        r = _hil.call("sock_recv", _h(self), bufsize, False)
         return None if r is None else _hil.unb64(r)
 
-    def recvfrom(self, n):
-        d, addr = _hil.call("sock_recvfrom", self._ch(), n)
+    def recvfrom(self, bufsize):
+        d, addr = _hil.call("sock_recvfrom", _h(self), bufsize)
         return _hil.unb64(d), tuple(addr)
 
-    def read(self, n=-1):
-        # Stream read: waits for n bytes (or EOF); -1 reads to EOF. None if non-blocking and empty.
-        r = _hil.call("sock_recv", self._ch(), n, True)
+    def read(self, size=-1):
+        # Stream read: waits for size bytes (or EOF); -1 reads to EOF. None if non-blocking and empty.
+        r = _hil.call("sock_recv", _h(self), size, True)
         return None if r is None else _hil.unb64(r)
 
-    def readinto(self, buf, n=None):
-        n = len(buf) if n is None else min(n, len(buf))
+    def readinto(self, buf, nbytes=None):
+        nbytes = len(buf) if nbytes is None else min(nbytes, len(buf))
         try:
-            return _hil.call_into("sock_recv_into", buf, self._ch(), n)
+            return _hil.call_into("sock_recv_into", buf, _h(self), nbytes)
         except OSError as e:
             if e.args and e.args[0] == 11:  # EAGAIN: non-blocking and nothing there
                 return None
             raise
 
     def readline(self):
-        r = _hil.call("sock_readline", self._ch())
+        r = _hil.call("sock_readline", _h(self))
         return None if r is None else _hil.unb64(r)
 
     def makefile(self, mode="rb", buffering=0):
         return self
 
     def fileno(self):
-        return -1
+        return _h(self)
 
-    def ioctl(self, req, arg):
-        if req == 3:  # MP_STREAM_POLL: which of the requested events are ready
-            return _hil.call("sock_poll", self._ch(), arg)
-        if req == 4:  # MP_STREAM_CLOSE
+    def ioctl(self, request, arg):
+        # The stream protocol (a native socket has it in C): poll and close.
+        if request == 3:  # MP_STREAM_POLL: which of the requested events are ready
+            return _hil.call("sock_poll", _h(self), arg)
+        if request == 4:  # MP_STREAM_CLOSE
             self.close()
             return 0
         return 0
 
     def close(self):
-        if self._h is not None:
-            _hil.call("sock_close", self._h)
-            self._h = None
+        h = self.__dict__.get("_h")
+        if h is not None:
+            _hil.call("sock_close", h)
+            self.__dict__["_h"] = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
+    __del__ = close

@@ -1,17 +1,6 @@
-# time with sleeps the board can interrupt (Ctrl-C on the console, a watchdog).
+# time with sleeps the board can interrupt (Ctrl-C on the console, a watchdog); the clocks
+# are the interpreter's own (put in by _boot).
 import _hil
-from _time_builtin import (  # noqa: F401  the interpreter's own clocks
-    gmtime,
-    localtime,
-    mktime,
-    ticks_add,
-    ticks_cpu,
-    ticks_diff,
-    ticks_ms,
-    ticks_us,
-    time,
-    time_ns,
-)
 
 
 def sleep_ms(ms):
