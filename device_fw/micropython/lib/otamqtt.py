@@ -6,6 +6,7 @@
 #            "sha256": HEX, "chunk": C[, "files": [{"name", "size", "sha256"}, ...]]}
 #   get:    {"op": "get", "id": ID, "seq": k, "n": W}          device -> server
 #   chunk:  4-byte id + u32 BE seq + u32 BE CRC-32(data) + data    server -> device
+#           (the CRC of zlib.crc32; otautil.crc32 computes it where binascii has no crc32)
 #   status: {"op": "status", "id": ID, "state": S[, "reason": R, "detail": D]}
 # Only W chunks are in flight, so an image of any size passes through a few KiB of RAM.
 import binascii
@@ -14,7 +15,7 @@ import json
 import socket
 import struct
 
-from otautil import Refused, hexdigest, log
+from otautil import Refused, crc32, hexdigest, log
 
 WINDOW = 4
 CHUNK_TIMEOUT_MS = 5000
@@ -163,7 +164,7 @@ def receive(client, base, offer, sink):
             data = payload[12:]
             if got_seq != seq:
                 continue  # left over from a window asked for before a re-request
-            if binascii.crc32(data) & 0xFFFFFFFF != crc:
+            if crc32(data) != crc:
                 retries += 1
                 log("chunk-crc", seq=seq, retries=retries)
                 break

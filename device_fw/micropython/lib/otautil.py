@@ -71,6 +71,56 @@ def hexdigest(h):
     return binascii.hexlify(h.digest()).decode()
 
 
+def crc32(data, crc=0):
+    # CRC-32 as binascii.crc32 / zlib.crc32 compute it (``crc`` continues an earlier one).
+    # The ESP8266 port has no binascii.crc32: there a table-driven version in Python runs.
+    import binascii
+
+    f = getattr(binascii, "crc32", None)
+    if f is not None:
+        return f(data, crc) & 0xFFFFFFFF
+    return _crc32(data, crc)
+
+
+_crc_lo = None
+_crc_hi = None
+
+
+def _crc_tables():
+    # The reflected polynomial 0xEDB88320, kept as two 16-bit halves: on the ESP8266 an int
+    # of 31 bits or more lives on the heap, 16-bit halves never do.
+    global _crc_lo, _crc_hi
+    if _crc_lo is None:
+        import array
+
+        lo_t = array.array("H")
+        hi_t = array.array("H")
+        for n in range(256):
+            lo, hi = n, 0
+            for _ in range(8):
+                carry = lo & 1
+                lo = (lo >> 1) | ((hi & 1) << 15)
+                hi >>= 1
+                if carry:
+                    lo ^= 0x8320
+                    hi ^= 0xEDB8
+            lo_t.append(lo)
+            hi_t.append(hi)
+        _crc_lo, _crc_hi = lo_t, hi_t
+    return _crc_lo, _crc_hi
+
+
+def _crc32(data, crc=0):
+    tlo, thi = _crc_tables()
+    lo = (crc & 0xFFFF) ^ 0xFFFF
+    hi = ((crc >> 16) & 0xFFFF) ^ 0xFFFF
+    for b in data:
+        i = (lo ^ b) & 0xFF
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tlo[i]
+        hi = (hi >> 8) ^ thi[i]
+    return ((hi ^ 0xFFFF) << 16) | (lo ^ 0xFFFF)
+
+
 def wifi_up(timeout_ms=15000):
     import network
     import time
