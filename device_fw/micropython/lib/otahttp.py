@@ -36,6 +36,25 @@ def _ca():
         return f.read()
 
 
+def tls_context():
+    # A client context that verifies the server against the configured CA, or a refusal.
+    # Stock ssl.SSLContext(PROTOCOL_TLS_CLIENT) starts with CERT_NONE, so CERT_REQUIRED is set
+    # here. The ESP8266's TLS (axtls) cannot verify a certificate at all (its ssl has no
+    # CERT_REQUIRED and no working load_verify_locations): https is refused there rather
+    # than run unverified.
+    import ssl
+
+    if not hasattr(ssl, "CERT_REQUIRED"):
+        raise Refused("tls-unverifiable", "this port's TLS cannot verify a server certificate")
+    ca = _ca()
+    if ca is None:
+        raise Refused("no-ca", "https needs a CA file in the config")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=ca)
+    return ctx
+
+
 class Response:
     def __init__(self, sock, status, headers):
         self.sock = sock
@@ -110,19 +129,13 @@ def get(url, start=0, redirects=MAX_REDIRECTS):
     # GET url (from byte ``start``), following redirects; returns a Response.
     for _ in range(redirects + 1):
         scheme, host, port, path = split_url(url)
+        ctx = tls_context() if scheme == "https" else None
         ai = socket.getaddrinfo(host, port)[0][-1]
         s = socket.socket()
         try:
             s.settimeout(TIMEOUT_S)
             s.connect(ai)
-            if scheme == "https":
-                import ssl
-
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                ca = _ca()
-                if ca is None:
-                    raise Refused("no-ca", "https needs a CA file in the config")
-                ctx.load_verify_locations(cadata=ca)
+            if ctx is not None:
                 try:
                     s = ctx.wrap_socket(s, server_hostname=host)
                 except OSError as e:
