@@ -3,6 +3,8 @@
 #   ota.on(1, on_trigger)   on_trigger({"url", "length", "module_name", "version", "hash", "hash_type"})
 #   ota.on(2, on_download)  on_download(0 on success, < 0 on failure)
 #   ota.on(3, on_verify)    on_verify(0 on success, < 0 on failure)
+# verify() takes hash_type "sha256" or "md5"; on a port without hashlib.md5 (ESP8266) an md5
+# check is refused with reason bad-hash-type.
 # A trigger arrives through ota.trigger(info) (the transport's push calls it); download()
 # writes to store_path through a temporary file and a rename, so a cut leaves no half file.
 import hashlib
@@ -93,12 +95,16 @@ def download(data):
 
 def verify(data):
     path = data.get("store_path")
-    kind = data.get("hash_type", "sha256").lower()
+    kind = str(data.get("hash_type") or "sha256").lower()
     want = str(data.get("hash", "")).lower()
     try:
         length = int(data.get("length", -1))
-        h = hashlib.md5() if kind == "md5" else hashlib.sha256() if kind == "sha256" else None
-        if h is None:
+        md5 = getattr(hashlib, "md5", None)  # not on every port: the ESP8266 has sha1 and sha256 only
+        if kind == "sha256":
+            h = hashlib.sha256()
+        elif kind == "md5" and md5 is not None:
+            h = md5()
+        else:
             raise Refused("bad-hash-type", kind)
         n = 0
         buf = bytearray(512)
@@ -113,8 +119,9 @@ def verify(data):
             raise Refused("size-mismatch", "%d != %d" % (n, length))
         if hexdigest(h) != want:
             raise Refused("hash-mismatch", kind)
-    except (Refused, OSError, ValueError, AttributeError) as e:
-        log("refused", kind="file", transport="verify", reason=getattr(e, "reason", "io-error"), path=path)
+    except (Refused, OSError, ValueError) as e:
+        log("refused", kind="file", transport="verify", reason=getattr(e, "reason", "io-error"),
+            detail=getattr(e, "detail", None), path=path)
         _notify(EV_VERIFY, -1)
         return -1
     log("verified", kind="file", path=path, hash_type=kind)
