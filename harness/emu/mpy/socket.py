@@ -10,7 +10,7 @@ _adopt = None  # the host handle accept() hands to the socket it creates
 
 
 def _h(s):
-    h = s.__dict__.get("_h")
+    h = getattr(s, "_h", None)
     if h is None:
         raise OSError(9)  # EBADF
     return h
@@ -24,7 +24,7 @@ class socket(io.IOBase):
     def __init__(self, af=2, type=1, proto=0):
         global _adopt
         h, _adopt = _adopt, None
-        self.__dict__["_h"] = _hil.call("sock_new", af, type) if h is None else h
+        self._h = _hil.call("sock_new", af, type) if h is None else h
 
     def connect(self, address):
         _hil.call("sock_connect", _h(self), list(address))
@@ -106,9 +106,9 @@ class socket(io.IOBase):
         return 0
 
     def close(self):
-        h = self.__dict__.get("_h")
+        h = getattr(self, "_h", None)
         if h is not None:
             _hil.call("sock_close", h)
-            self.__dict__["_h"] = None
+            self._h = None
 
     __del__ = close

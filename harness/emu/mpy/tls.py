@@ -18,11 +18,11 @@ MBEDTLS_VERSION = "Mbed TLS 3.6.2"
 def _wrap(ctx, sock, server_side, server_hostname):
     if server_side:
         raise OSError(95)  # EOPNOTSUPP: no TLS server on the virtual board
-    verify = CERT_NONE if _AXTLS else ctx.__dict__.get("verify_mode", CERT_REQUIRED)
+    verify = CERT_NONE if _AXTLS else getattr(ctx, "verify_mode", CERT_REQUIRED)
     if verify == CERT_REQUIRED and server_hostname is None:
         raise ValueError("CERT_REQUIRED requires server_hostname")
     handle = _socket._h(sock)
-    _hil.call("ssl_wrap", handle, verify, ctx.__dict__.get("cadata"), server_hostname, False)
+    _hil.call("ssl_wrap", handle, verify, getattr(ctx, "_cadata", None), server_hostname, False)
     return sock
 
 
@@ -30,7 +30,7 @@ class SSLContext:
     def __init__(self, protocol):
         if not _AXTLS:
             self.verify_mode = CERT_REQUIRED if protocol == PROTOCOL_TLS_CLIENT else CERT_NONE
-        self.__dict__["protocol"] = protocol
+        object.__setattr__(self, "_protocol", protocol)
 
     if _AXTLS:
         # axtls: verify_mode reads CERT_NONE and a store is accepted and ignored; nothing else
@@ -38,6 +38,8 @@ class SSLContext:
         def __getattr__(self, name):
             if name == "verify_mode":
                 return CERT_NONE
+            if name in ("_cadata", "_chain"):
+                return None
             raise AttributeError(name)
 
         def __setattr__(self, name, value):
@@ -45,7 +47,7 @@ class SSLContext:
                 raise AttributeError(name)
 
     def load_cert_chain(self, key, cert):
-        self.__dict__["chain"] = (key, cert)
+        object.__setattr__(self, "_chain", (key, cert))
 
     def wrap_socket(self, sock, *, server_side=False, do_handshake_on_connect=True, server_hostname=None):
         return _wrap(self, sock, server_side, server_hostname)
@@ -55,6 +57,6 @@ if not _AXTLS:
     def _load_verify_locations(self, cadata):
         if isinstance(cadata, str):
             cadata = cadata.encode()
-        self.__dict__["cadata"] = _hil.b64(bytes(cadata))
+        object.__setattr__(self, "_cadata", _hil.b64(bytes(cadata)))
 
     SSLContext.load_verify_locations = _load_verify_locations
