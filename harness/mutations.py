@@ -37,7 +37,8 @@ class Mutation:
 
 MUTATIONS = {m.name: m for m in (
     Mutation("fw-write-over-running", "otafw.py",
-             (("self.part = self.run.get_next_update()", "self.part = self.run"),),
+             (("self.part = self.run.get_next_update()", "self.part = self.run"),
+              ("        check_rollback_possible(self.run, self.part)\n", "")),
              "power loss mid-write (firmware)"),
     Mutation("files-write-in-place", "otafiles.py",
              (('self.slot = "b" if self.st["active"] == "a" else "a"', 'self.slot = self.st["active"]'),),
@@ -55,6 +56,10 @@ MUTATIONS = {m.name: m for m in (
     Mutation("fw-confirm-without-health", "otafw.py",
              (("            if healthy():\n                Partition.mark_app_valid_cancel_rollback()",
                "            if True:\n                Partition.mark_app_valid_cancel_rollback()"),),
+             "rollback (firmware)"),
+    Mutation("fw-rollback-without-reset", "otafw.py",
+             (('reason="health-failed", detail=reason)\n    machine.reset()',
+               'reason="health-failed", detail=reason)\n    return False'),),
              "rollback (firmware)"),
     Mutation("files-confirm-without-health", "otafiles.py",
              (("if ok and healthy():", "if True:"),),

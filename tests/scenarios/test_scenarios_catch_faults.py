@@ -25,6 +25,7 @@ CASES = [
     ("files-no-digest-check", "test_bad_hash.py", "esp8266-0-files"),
     ("no-version-check", "test_same_version.py", "esp32-0-firmware"),
     ("fw-confirm-without-health", "test_rollback.py", "esp32-0-firmware"),
+    ("fw-rollback-without-reset", "test_rollback.py", "esp32-0-firmware"),
     ("files-confirm-without-health", "test_rollback.py", "esp8266-0-files"),
 ]
 
