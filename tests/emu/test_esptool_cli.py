@@ -181,3 +181,127 @@ def test_no_reset_on_socket_url(start_board, images):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Detected flash size: 4MB" in proc.stdout
+
+
+# -- where the virtual chip must act as esptool's own test suite expects of a real one ----------
+def _file(tmp_path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def _read_flash(board, tmp_path, address: int, size: int, *extra: str) -> bytes:
+    out = str(tmp_path / f"read-{address:x}-{size:x}.bin")
+    esptool(board, *extra, "read-flash", hex(address), hex(size), out)
+    return open(out, "rb").read()
+
+
+@pytest.mark.parametrize("chip, stub_version", [("esp32", None), ("esp8266", None), ("esp32", "1")],
+                         ids=["esp32", "esp8266", "esp32-legacy-stub"])
+def test_uncompressed_write_keeps_the_next_sector(start_board, tmp_path, chip, stub_version):
+    """write-flash 0x5000 (4 KiB), then --no-compress write-flash 0x4000 (1 KiB): the stub writes
+    the 1 KiB and erases its sector only, not the 0xFF padding of its 16 KiB block."""
+    board = start_board(chip)
+    opts = ("--stub-version", stub_version) if stub_version else ()
+    sector = random.Random(20).randbytes(0x1000)
+    one_k = random.Random(21).randbytes(0x400)
+    esptool(board, *opts, "write-flash", "0x5000", _file(tmp_path, "sector.bin", sector))
+    out = esptool(board, *opts, "write-flash", "--no-compress", "0x4000", _file(tmp_path, "one_kb.bin", one_k))
+    assert "Wrote 1024 bytes at 0x00004000" in out and "Hash of data verified." in out
+    data = _read_flash(board, tmp_path, 0x4000, 0x2000, *opts)
+    assert data[:0x400] == one_k
+    assert data[0x400:0x1000] == b"\xff" * 0xC00
+    assert data[0x1000:] == sector
+
+
+@pytest.mark.parametrize("chip, stub", [("esp32", True), ("esp32", False), ("esp8266", True)],
+                         ids=["esp32-stub", "esp32-rom", "esp8266-stub"])
+def test_read_flash_sfdp(start_board, chip, stub):
+    """esptool's TestFlashDetection.test_flash_sfdp, and the BFPT's density at 0x84."""
+    board = start_board(chip)
+    out = esptool(board, "read-flash-sfdp", "0", "4", stub=stub)
+    assert "SFDP[0..3]: 0x53 0x46 0x44 0x50" in out
+    out = esptool(board, "read-flash-sfdp", "1", "3", stub=stub)
+    assert "SFDP[1..3]: 0x46 0x44 0x50" in out
+    out = esptool(board, "read-flash-sfdp", "0x84", "4", stub=stub)
+    assert "SFDP[132..135]: 0xff 0xff 0xff 0x01" in out  # 32 Mbit - 1: the 4 MB part RDID names
+
+
+def test_flash_on_other_pins_is_not_reached(start_board):
+    """Attached on the HSPI pins, the ROM reaches no flash: esptool reads an idle bus."""
+    board = start_board("esp32")
+    out = esptool(board, "flash-id", "--spi-connection", "HSPI", stub=False)
+    assert "Failed to communicate with the flash chip" in out
+    assert "Manufacturer: ff" in out and "Device: ffff" in out
+    out = esptool(board, "flash-id", stub=False)
+    assert "Manufacturer: ef" in out and "Device: 4016" in out
+    assert "Failed to communicate" not in out
+
+
+def _espsecure_ciphertext(tmp_path, plaintext: str, address: int) -> bytes:
+    """espsecure's ciphertext with a blank ESP32's key (BLOCK1 all zero) and FLASH_CRYPT_CONFIG 0."""
+    key = _file(tmp_path, "blank_key.bin", bytes(32))
+    out = tmp_path / f"expected-{address:x}.bin"
+    subprocess.run([sys.executable, "-m", "espsecure", "encrypt-flash-data", "--address", hex(address),
+                    "--keyfile", key, "--flash-crypt-conf", "0", "--output", str(out), plaintext],
+                   check=True, capture_output=True)
+    return out.read_bytes()
+
+
+def test_encrypted_write_on_blank_efuses(start_board, tmp_path):
+    """esptool's TestFlashEncryption on a blank ESP32: --encrypt aborts (also with --force), with
+    --ignore-flash-enc-efuse the flash holds espsecure's ciphertext, compressed or not."""
+    board = start_board("esp32")
+    app = random.Random(22).randbytes(0x2345)
+    app_path = _file(tmp_path, "app.bin", app)
+    # esptool pads an encrypted image with FF to 32 bytes (espsecure would pad with random bytes).
+    padded = app + b"\xff" * (-len(app) % 32)
+    padded_path = _file(tmp_path, "app-padded.bin", padded)
+    ops = board.control.stats()["ops"]
+    for extra in ((), ("--force",)):
+        out = esptool(board, "write-flash", "--encrypt", *extra, "0x10000", app_path, check=False)
+        assert "UNEXPECTED SUCCESS" not in out
+        assert "Flash encryption key is not programmed" in out
+        assert "Can't perform encrypted flash write" in out
+    assert board.control.stats()["ops"] == ops  # nothing reached the flash
+    for compression, address in (("--compress", 0x10000), ("--no-compress", 0x20000)):
+        out = esptool(board, "write-flash", "--encrypt", "--ignore-flash-enc-efuse", compression, hex(address),
+                      app_path)
+        assert "Cannot verify written data if encrypted" in out
+    # --encrypt-files: only the named file is encrypted.
+    plain = random.Random(23).randbytes(0x800)
+    esptool(board, "write-flash", "--ignore-flash-enc-efuse", "0x30000", _file(tmp_path, "plain.bin", plain),
+            "--encrypt-files", "0x31000", app_path)
+    data = _read_flash(board, tmp_path, 0x10000, 0x21000 + len(padded))
+    for address in (0x10000, 0x20000, 0x31000):
+        stored = data[address - 0x10000:][: len(padded)]
+        assert stored != padded
+        assert stored == _espsecure_ciphertext(tmp_path, padded_path, address), hex(address)
+    assert data[0x20000:0x20800] == plain
+    # The ESP32 ROM has no encrypted write: esptool refuses before sending anything.
+    out = esptool(board, "write-flash", "--encrypt", "--ignore-flash-enc-efuse", "0x40000", app_path,
+                  stub=False, check=False)
+    assert "UNEXPECTED SUCCESS" not in out and "ROM bootloader does not support encrypted writes" in out
+
+
+def test_load_ram_of_other_code_leaves_the_chip_silent(start_board, tmp_path):
+    """load-ram of code that is not esptool's stub: esptool's part succeeds, then the chip runs
+    code the model cannot run and answers nothing until it is reset."""
+    from esptool.bin_image import ELFSection, ESP32FirmwareImage
+
+    board = start_board("esp32")
+    image = ESP32FirmwareImage()
+    image.entrypoint = 0x40080400
+    image.segments = [ELFSection(b".iram0.text", 0x40080400, random.Random(24).randbytes(0x800), 0)]
+    path = str(tmp_path / "ram_app.bin")
+    image.save(path)
+    since = board.control.status()["event_seq"]
+    out = esptool(board, "load-ram", path, stub=False)
+    assert "executing at 0x40080400" in out
+    board.control.wait_event("chip-stop", since=since, reason="halt")
+    assert board.control.status()["chip_state"] == "halted"
+    out = esptool(board, "--before", "no-reset", "--connect-attempts", "1", "chip-id", stub=False, check=False)
+    assert "UNEXPECTED SUCCESS" not in out and "Failed to connect" in out
+    # esptool's default reset brings the ROM back, and its real stub still runs.
+    out = esptool(board, "flash-id")
+    assert "Stub flasher running" in out and "Manufacturer: ef" in out
