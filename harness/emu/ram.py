@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -27,9 +28,12 @@ class StubImage:
 
 
 def _stub_dir() -> str:
-    from esptool.loader import StubFlasher
-
-    return StubFlasher.STUB_DIR
+    # esptool.loader.StubFlasher.STUB_DIR, found without importing esptool (a fraction of a
+    # second that would fall between MEM_END and the stub's greeting).
+    spec = importlib.util.find_spec("esptool")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("esptool is not installed: its stub images are the reference")
+    return os.path.join(os.path.dirname(spec.origin), "targets", "stub_flasher")
 
 
 @functools.lru_cache(maxsize=None)
