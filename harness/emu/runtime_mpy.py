@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import json
 import os
 import select
@@ -36,6 +37,7 @@ import tempfile
 import termios
 import threading
 import time
+import tokenize
 import traceback
 from pathlib import Path
 
@@ -80,7 +82,7 @@ for _plan in HEAP_PLAN.values():
 # The interpreter's own heap: the device's share, the port layer and garbage between
 # collections. Not larger: gc.mem_alloc(), sampled on every board call, costs time in
 # proportion to it.
-HEAP_SIZE = {"esp32": 384 * 1024, "esp8266": 256 * 1024}
+HEAP_SIZE = {"esp32": 352 * 1024, "esp8266": 256 * 1024}
 # What the release's firmware says about itself.
 BUILD_DATE = "2025-12-09"
 BUILD_NAME = {"esp32": "ESP32_GENERIC-OTA", "esp8266": "ESP8266_GENERIC"}
@@ -730,6 +732,9 @@ class MicroPythonRuntime:
             "sys_info": self._sys_info,
             "platform_info": self._platform_info,
             "kbd_intr": self._set_kbd_intr,
+            "console_read": self._console_read,
+            "fold_source": lambda src: fold_errno(src, self.errno),
+            "console_pending": self._console_pending,
             "idf_heap_info": self._idf_heap_info,
             "flash_id": lambda: self.ctx.flash.jedec_id if hasattr(self.ctx.flash, "jedec_id") else 0x1640C8,
             "machine_unique_id": lambda: _b64(self.ctx.cfg.mac),
@@ -777,7 +782,7 @@ class MicroPythonRuntime:
             self._soft_reboot()
         self.executing = True
         self.interrupt_pending = False
-        return [kind, src]
+        return [kind, fold_errno(src, self.errno)]
 
     def _repl_done(self, err: str, exiting: bool) -> None:
         self.executing = False
@@ -883,6 +888,20 @@ class MicroPythonRuntime:
         return {"platform": f"MicroPython-{self.version.lstrip('v')}-{arch}{extra}-with-{p['libc'][0]}{p['libc'][1]}",
                 "compiler": p["compiler"], "libc": p["libc"]}
 
+    def _console_read(self, n: int) -> bytes:
+        """Device code reading sys.stdin: bytes from the UART, waiting for at least one."""
+        while not self.repl._pending:
+            self.check_interrupt()
+            self.repl._pending += self.uart.read(0.05)
+        data = bytes(self.repl._pending[: max(1, int(n))])
+        del self.repl._pending[: len(data)]
+        return data
+
+    def _console_pending(self) -> bool:
+        if not self.repl._pending:
+            self.repl._pending += self.uart.read(0)
+        return bool(self.repl._pending)
+
     def _set_kbd_intr(self, char: int) -> None:
         self.kbd_intr = char == 3
 
@@ -902,6 +921,35 @@ def run_micropython(ctx: AppContext) -> int:
 
 
 RUNTIMES["micropython"] = run_micropython
+
+
+def fold_errno(src: str, numbers: dict[str, int]) -> str:
+    """``errno.NAME`` in source as the port's compiler sees it.
+
+    MicroPython's parser folds ``errno.NAME`` into the number at compile time
+    (MICROPY_COMP_MODULE_CONST) from the firmware's own errno table: on a board that is the
+    port's (newlib's on the ESP32), in the interpreter under a virtual board the host's.
+    Source compiled on the board is handed over with the port's numbers already in place
+    (and a name the port lacks looked up at run time, where it fails as on the board).
+    """
+    if "errno" not in src:
+        return src
+    try:
+        toks = list(tokenize.generate_tokens(io.StringIO(src).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return src  # the board's own compiler reports it
+    lines = src.splitlines(keepends=True)
+    edits = []
+    for i in range(len(toks) - 2):
+        a, dot, name = toks[i], toks[i + 1], toks[i + 2]
+        if (a.type == tokenize.NAME and a.string == "errno" and dot.string == "." and name.type == tokenize.NAME
+                and a.start[0] == name.end[0] and not (i and toks[i - 1].string == ".")):
+            value = str(numbers[name.string]) if name.string in numbers else f'getattr(errno, "{name.string}")'
+            edits.append((a.start, name.end, value))
+    for (row, c0), (_row, c1), value in reversed(edits):
+        line = lines[row - 1]
+        lines[row - 1] = line[:c0] + value + line[c1:]
+    return "".join(lines)
 
 
 def _release_version(image_version: str | None) -> str:

@@ -19,6 +19,11 @@ import micropython
 import sys
 import vfs
 
+# The heap device code will get, taken first while the heap is one free run: the port
+# layer's own objects must not break it into pieces (see "the heap" below).
+_plan = json.loads(host.call("heap_plan", "0 []")[1:])  # noqa: F821
+_keep = bytearray(_plan["device_free"] + _plan["slack"])
+
 _unix = {"os": __import__("os"), "time": __import__("time")}
 for _n in ("array", "binascii", "cmath", "collections", "cryptolib", "deflate", "framebuf", "hashlib",
            "heapq", "json", "math", "platform", "re", "select", "struct", "uctypes", "websocket",
@@ -183,12 +188,14 @@ _public["builtins"] = builtins
 # The values the real port has where the interpreter's differ.
 _errno = _public["errno"]
 _errno.errorcode = {v: k for k, v in _errno.__dict__.items() if k[:1] == "E"}
+_hil.set_errno(_errno)
 _sysm = _public["sys"]
 _sysm.modules = sys.modules
 _sysm.path = sys.path
 _sysm.stdout = sys.stdout
 _sysm.stderr = sys.stderr
-_sysm.stdin = sys.stdin
+_sysm.stdin = _impl["sys"].stdin
+builtins.input = _impl["sys"].input
 _sysm.exit = sys.exit
 _main = _new_module("__main__")
 _public["__main__"] = _main
@@ -199,18 +206,41 @@ _FROZEN = set(_spec["frozen"])
 # freezes; the others come from the port layer's own frozen sources.
 _UNIX_FROZEN = {"asyncio", "mip", "requests", "ssl", "uasyncio"}
 _OWN_FROZEN = set(host.call("port_frozen", "").split())  # noqa: F821
+del _spec, _entries  # the table is big; what it says now lives in the modules
 
 
 # -- imports as the port resolves them ----------------------------------------------------------------
 def _on_fs(entry, top):
+    # What the port's import finds first: a package directory, then .py, then .mpy.
     base = (entry.rstrip("/") + "/" if entry else "") + top
-    for path in (base, base + ".py", base + ".mpy"):
+    for path, kind in ((base, "dir"), (base + ".py", ".py"), (base + ".mpy", ".mpy")):
         try:
-            _unix["os"].stat(path)
-            return True
+            st = _unix["os"].stat(path)
         except OSError:
-            pass
-    return False
+            continue
+        if kind != "dir" or st[0] & 0x4000:
+            return kind
+    return None
+
+
+def _import_source(entry, name):
+    # A module's source is compiled here as the port compiles it (its errno numbers folded in).
+    path = (entry.rstrip("/") + "/" if entry else "") + name + ".py"
+    src = _hil.call("fold_source", _read_text(path))
+    m = _new_module(name)
+    setattr(m, "__file__", path)
+    sys.modules[name] = m
+    try:
+        exec(compile(src, path, "exec"), m.__dict__)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return m
+
+
+def _read_text(path):
+    with open(path) as f:
+        return f.read()
 
 
 def _import_from(entries, name, globals, locals, fromlist, level):
@@ -246,7 +276,10 @@ def _import(name, globals=None, locals=None, fromlist=(), level=0):
             if top in _FROZEN and (top in _UNIX_FROZEN or top in _OWN_FROZEN):
                 return _frozen(top, name, globals, locals, fromlist, level)
             continue
-        if _on_fs(entry, top):
+        found = _on_fs(entry, top)
+        if found == ".py" and top == name:
+            return _import_source(entry, top)
+        if found:
             return _import_from([entry], name, globals, locals, fromlist, level)
     if top == name:
         if top in _EXT and top in _public:
@@ -273,8 +306,24 @@ def _device_lines(text):
             continue
         else:
             skip = False
+            if line.startswith("OSError: "):
+                line = _oserror_line(line)
         out.append(line)
     return "\n".join(out)
+
+
+def _oserror_line(line):
+    # The port names an errno from its own table ("[Errno 116] ETIMEDOUT"); the interpreter
+    # under it would use the host's names for the port's numbers.
+    text = line[9:]
+    if text.startswith("[Errno "):
+        text = text[7:].split("]")[0]
+    try:
+        code = int(text)
+    except ValueError:
+        return line
+    name = _errno.errorcode.get(code)
+    return "OSError: [Errno %d] %s" % (code, name) if name else "OSError: %d" % code
 
 
 def _format(e):
@@ -344,24 +393,21 @@ gc.collect()
 # Everything the port layer holds is live by now; the rest of the interpreter's heap is
 # taken by one block that nobody can reach, leaving the real board's free heap (plus a
 # little room for the port layer's own work inside board calls) to the device.
-_plan = _hil.call("heap_plan")
 _filler = []
 
 
 def _fill():
-    # Keep one contiguous run of the board's size, take everything else, then let the run go:
-    # the device gets a heap the size of the real one, not scattered holes.
-    keep = bytearray(_plan["device_free"] + _plan["slack"])
+    # Everything but the run kept at the start is taken, then the run is let go: the device
+    # gets a heap the size of the real one, in one piece.
     size = gc.mem_free()
     while size >= 16:
         try:
             _filler.append(bytearray(size))
         except MemoryError:
             size //= 2
-    return keep
 
 
-_keep = _fill()
+_fill()
 del _keep
 gc.collect()
 _hil.set_heap_base(gc.mem_alloc() - _plan["boot_used"], _plan)
@@ -385,8 +431,7 @@ def _run_file(name):
         return True
     _hil.call("script_begin", name)
     try:
-        with open(name) as f:
-            src = f.read()
+        src = _hil.call("fold_source", _read_text(name))
         exec(compile(src, name, "exec"), _g)
     except SystemExit:
         return False

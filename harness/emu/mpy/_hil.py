@@ -34,8 +34,11 @@ def set_public(modules):
     _public.update(modules)
 
 
+errorcode = {}
+
+
 def set_errno(module):
-    pass
+    errorcode.update(module.errorcode)
 
 
 def public(name):
@@ -76,9 +79,10 @@ def _raise(r):
     v = r[1:]
     if k == "1":
         try:
-            raise OSError(int(v))
+            code = int(v)
         except ValueError:
             raise OSError(v) from None
+        raise OSError(code)
     if k == "2":
         raise KeyboardInterrupt
     if k == "3":

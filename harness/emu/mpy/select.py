@@ -3,11 +3,37 @@
 import _unix
 
 _select = _unix["select"]
-poll = _select.poll
 POLLIN = _select.POLLIN
 POLLOUT = _select.POLLOUT
 POLLERR = _select.POLLERR
 POLLHUP = _select.POLLHUP
+
+
+class _Poll:
+    # The interpreter's poll also takes host file descriptors (ints); the port's takes streams.
+    def __init__(self):
+        self._p = _select.poll()
+
+    def register(self, obj, eventmask=POLLIN | POLLOUT):
+        if isinstance(obj, int):
+            raise OSError("stream operation not supported")
+        self._p.register(obj, eventmask)
+
+    def unregister(self, obj):
+        self._p.unregister(obj)
+
+    def modify(self, obj, eventmask):
+        self._p.modify(obj, eventmask)
+
+    def poll(self, timeout=-1):
+        return self._p.poll(timeout)
+
+    def ipoll(self, timeout=-1, flags=0):
+        return self._p.ipoll(timeout, flags)
+
+
+def poll():
+    return _Poll()
 
 
 def select(rlist, wlist, xlist, timeout=None):
