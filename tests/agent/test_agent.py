@@ -79,6 +79,40 @@ def test_firmware_over_https_with_the_run_ca(bench, tmp_path):
                 assert_new_version_confirmed(t, ev, version)
 
 
+def test_firmware_trial_state_and_rollback_check_come_from_otadata(bench):
+    """The agent decodes otadata itself (stock esp32.Partition has no app_state()): it sees the running
+    ota_0 on trial only when the active entry selects it in PENDING_VERIFY with a good CRC, and refuses
+    to write an update while it is on trial or when otadata would not bring it back."""
+    from harness.esp.otadata import OtaSelectEntry, OtaState
+
+    t = prepared(bench, "esp32-0", "firmware")
+    pub = t.publish("next")
+
+    def otadata(entry: OtaSelectEntry) -> str:
+        # sector 0 gets the entry, sector 1 is erased; prints what otafw makes of it
+        return t.board.exec(
+            "from esp32 import Partition\nimport otafw\n"
+            "p = Partition.find(Partition.TYPE_DATA, subtype=0)[0]\n"
+            "for n in (0, 1):\n    b = bytearray(b'\\xff' * 4096)\n"
+            f"    if n == 0:\n        b[:32] = {entry.pack()!r}\n    p.writeblocks(n, b)\n"
+            "print('STATE', otafw.trial_state())")
+
+    cases = [
+        (OtaSelectEntry.make(1, OtaState.PENDING_VERIFY), "1", "unconfirmed"),  # seq 1 -> ota_0, on trial
+        (OtaSelectEntry.make(2, OtaState.VALID), "None", "no-rollback"),  # selects ota_1, not the running ota_0
+        (OtaSelectEntry.make(3, OtaState.VALID), "2", None),  # seq 3 -> ota_0, confirmed
+        (OtaSelectEntry(1, OtaState.PENDING_VERIFY, crc=0x1234), "None", None),  # bad CRC: as if erased
+        (OtaSelectEntry.make(1, OtaState.ABORTED), "None", None),  # not valid either
+    ]
+    for entry, state, reason in cases:
+        assert f"STATE {state}" in otadata(entry), entry.describe()
+        if reason is not None:
+            mark = t.trigger(pub)
+            ev = outcome(t, mark)
+            assert ev.name == "refused" and ev["reason"] == reason, (entry.describe(), ev.fields)
+            assert not t.board.console.events(mark, "writing")  # refused before the first write
+
+
 def _desc_version(image: bytes) -> str:
     from harness.esp import parse_image
 
@@ -189,6 +223,22 @@ def test_files_over_http_on_esp32(bench):
     assert_new_version_confirmed(t, ev, pub.version)
 
 
+def test_esp8266_refuses_https_it_cannot_verify(bench, tmp_path):
+    """Stock ESP8266 TLS (axtls) cannot check a server certificate: https is refused, never run unverified."""
+    material = TlsMaterial.create(tmp_path / "tls", hosts=["127.0.0.1"])
+    t = prepared(bench, "esp8266-0", "files", config_extra={"ca": "/ca.pem"}, data={"ca.pem": material.ca_pem})
+    files = app_bundle("2")
+    with HttpServer(tls=material.cert("server"), name="https-esp8266") as https:
+        for name, data in files.items():
+            https.add(f"/{name}", data)
+        https.add_json("/manifest.json", {"version": "2", "files": [
+            {"name": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest(), "url": n} for n, d in files.items()]})
+        ev = outcome(t, t.board.trigger_update("files", https.url_for("/manifest.json")))
+        assert ev.name == "refused" and ev["reason"] == "tls-unverifiable", ev.fields
+        assert ev["version"] == "1"
+        assert https.requests() == []  # refused before connecting
+
+
 @pytest.mark.parametrize("case, reason", [
     ("no_sha256", "bad-manifest"),
     ("escaping_name", "bad-manifest"),
@@ -262,6 +312,26 @@ print('RESULT', res)
     out = t.board.exec(code, timeout=60)
     assert "0 0 0 0" in out
     assert "RESULT [('download', 0), ('verify', 0), ('verify', -1)]" in out
+
+
+def test_haas_ota_api_refuses_md5_where_hashlib_has_none(bench):
+    """The ESP8266's hashlib has no md5: verify() refuses (bad-hash-type); sha256 works there."""
+    t = prepared(bench, "esp8266-0", "files")
+    data = b"module payload " * 500
+    sha = hashlib.sha256(data).hexdigest()
+    code = f"""
+import ota
+with open('/module.bin', 'wb') as f:
+    f.write(b'module payload ' * 500)
+res = []
+ota.on(3, lambda r: res.append(r))
+ota.verify({{'length': {len(data)}, 'store_path': '/module.bin', 'hash_type': 'md5', 'hash': '0' * 32}})
+ota.verify({{'length': {len(data)}, 'store_path': '/module.bin', 'hash_type': 'sha256', 'hash': {sha!r}}})
+print('RESULT', res)
+"""
+    out = t.board.exec(code, timeout=60)
+    assert "RESULT [-1, 0]" in out, out
+    assert "OTA refused detail=md5 kind=file path=/module.bin reason=bad-hash-type transport=verify" in out, out
 
 
 def test_quecpython_fota_api_downloads_verifies_and_reboots(bench):
