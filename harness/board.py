@@ -197,8 +197,11 @@ class Board:
                 "    for n in os.listdir('/'):\n"
                 "        if n.endswith('.new') or n.endswith('.part'):\n"
                 "            os.remove(n)\n"
-                f"    open('slots/a/.manifest.json', 'w').write({manifest!r})\n"
-                f"    open('ota_state.json', 'w').write({state!r})\n"
+                # Closed at once: a file left to the garbage collector is not on flash before a reset.
+                f"    with open('slots/a/.manifest.json', 'w') as f:\n"
+                f"        f.write({manifest!r})\n"
+                f"    with open('ota_state.json', 'w') as f:\n"
+                f"        f.write({state!r})\n"
                 "print('DIFF', diff)\n")
         try:
             out = self.exec(code, timeout=10)

@@ -49,6 +49,17 @@ def micropython_baseline(chip: str, version: str = MICROPYTHON_VERSION, flash_si
 
 
 # -- images a scenario serves ---------------------------------------------------------------------
+def previous_version(version: str) -> str:
+    """A version that sorts before ``version``: ``v1.27.0`` -> ``v1.26.99-old``, ``v1.24.1`` -> ``v1.24.0-old``."""
+    numbers = [int("".join(c for c in p if c.isdigit()) or 0) for p in version.lstrip("v").split("-")[0].split(".")]
+    for i in range(len(numbers) - 1, -1, -1):
+        if numbers[i] > 0:
+            numbers[i] -= 1
+            numbers[i + 1:] = [99] * (len(numbers) - i - 1)
+            break
+    return "v" + ".".join(map(str, numbers)) + "-old"
+
+
 def next_version(version: str) -> str:
     """``v1.24.1`` -> ``v1.24.2`` (the last number goes up by one)."""
     head, _, last = version.rpartition(".")
@@ -82,8 +93,7 @@ class FirmwareFactory:
         return self.baseline
 
     def older(self) -> bytes:
-        head, _, last = self.version.rpartition(".")
-        return self.with_version(f"{head}.{max(0, int(''.join(c for c in last if c.isdigit()) or 1) - 1)}-old")
+        return self.with_version(previous_version(self.version))
 
     def tampered(self) -> bytes:
         """The next version with one byte of code changed and its own checksum and hash redone.

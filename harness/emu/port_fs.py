@@ -116,6 +116,24 @@ class FlashHost:
             "ota_app_state": self._app_state,
         }
 
+    def raw_op(self, op: int, a: int, b: int, c: int, d: int, e: int, data: bytes) -> bytes | None:
+        """The binary flash calls (runtime_mpy RAW frames): 1 flash_write(addr=a), 2 flash_erase(sector=a),
+        3 part_write(base=a, size=b, off=c, erase=d, block_size=e), 4 part_erase(base=a, size=b, off=c, length=d),
+        5 flash_read(addr=a, length=b), whose bytes go back as they are."""
+        if op == 1:
+            self._check(a, len(data))
+            self.flash.program(a, data)
+        elif op == 2:
+            self._flash_erase(a)
+        elif op == 3:
+            self._part_write_bytes(a, b, c, data, bool(d), e)
+        elif op == 4:
+            self._part_erase(a, b, c, d)
+        elif op == 5:
+            return self._flash_read_into(a, b)
+        else:
+            raise OSError(errno.EINVAL, f"unknown flash operation {op}")
+
     # raw flash
     def _user_start(self) -> int:
         if self.ctx.cfg.chip == "esp8266":
@@ -190,7 +208,9 @@ class FlashHost:
         return _b64(self.flash.read(self._part_range(base, size, off, length), length))
 
     def _part_write(self, base: int, size: int, off: int, data: str, erase: bool, block_size: int) -> None:
-        blob = base64.b64decode(data)
+        self._part_write_bytes(base, size, off, base64.b64decode(data), erase, block_size)
+
+    def _part_write_bytes(self, base: int, size: int, off: int, blob: bytes, erase: bool, block_size: int) -> None:
         addr = self._part_range(base, size, off, len(blob))
         if erase:
             start = addr - (addr - base) % block_size

@@ -168,3 +168,13 @@ def test_errno_names_compile_to_the_port_numbers(mpy_board):
     out = mpremote(board, "exec", "import errno, m\nprint('R', errno.ETIMEDOUT, m.T, m.raised(), errno.EINPROGRESS)\n"
                    "try:\n    errno.ENOSPC\nexcept AttributeError:\n    print('no ENOSPC')\n").stdout
     assert "R 116 116 True 119" in out and "no ENOSPC" in out
+
+
+@both_chips
+def test_a_file_closed_with_the_heap_locked_reaches_flash(mpy_board, chip):
+    # As a file's finaliser closes it (the garbage collector runs it with the heap locked): the
+    # block device must write without allocating, as the port's native one does.
+    board = mpy_board(chip)
+    mpremote(board, "exec", "import micropython\nf = open('gc.txt', 'w')\nf.write('written with the heap locked')\n"
+             "micropython.heap_lock()\nf.close()\nmicropython.heap_unlock()\n")
+    assert "written with the heap locked" in mpremote(board, "exec", "print(open('gc.txt').read())").stdout

@@ -27,7 +27,7 @@ class BlockCache:
                 return self.bufs[i]
         i = self.order[0]
         self.addrs[i] = None
-        _hil.call_into("flash_read_into", self.bufs[i], addr, BLOCK)
+        _hil.read(self.bufs[i], addr, BLOCK)
         self.addrs[i] = addr
         self._touch(i)
         return self.bufs[i]

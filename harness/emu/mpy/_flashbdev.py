@@ -27,8 +27,11 @@ else:
             if off + len(buf) > self.SEC_SIZE:
                 esp.flash_read((n + self.START_SEC) * self.SEC_SIZE + off, buf)
                 return
-            block = _blockcache.shared.block((n + self.START_SEC) * self.SEC_SIZE)
-            buf[:] = memoryview(block)[off:off + len(buf)]
+            try:
+                block = _blockcache.shared.block((n + self.START_SEC) * self.SEC_SIZE)
+                buf[:] = memoryview(block)[off:off + len(buf)]
+            except MemoryError:  # the heap is locked (a finaliser): read without allocating
+                _hil.read(buf, (n + self.START_SEC) * self.SEC_SIZE + off, len(buf))
 
         def writeblocks(self, n, buf, off=None):
             _blockcache.shared.forget((n + self.START_SEC) * self.SEC_SIZE, self.SEC_SIZE)

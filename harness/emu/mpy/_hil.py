@@ -16,6 +16,8 @@ from binascii import a2b_base64, b2a_base64
 
 import host
 
+_rawio = host.rawio
+
 _mem_alloc = gc.mem_alloc
 _collect = gc.collect
 _base = 0
@@ -64,6 +66,17 @@ def call_into(op, buf, *args):
     if isinstance(r, int):
         return r
     _raise(r)
+
+
+def write(op, buf, a=0, b=0, c=0, d=0, e=0):
+    # Flash writes go as binary frames and allocate nothing on the way: littlefs writes from a
+    # file's finaliser, which runs with the heap locked (runtime_mpy RAW frames name the ops).
+    _rawio.raw(op, a, b, c, d, e, buf)
+
+
+def read(buf, addr, n):
+    # A flash read straight into buf, allocating nothing (see write()).
+    return _rawio.raw(5, addr, n, 0, 0, 0, buf)
 
 
 def call(op, *args):

@@ -15,15 +15,15 @@ def flash_read(offset, buf_or_len):
         buf = bytearray(buf_or_len)
         _hil.call_into("flash_read_into", buf, offset, buf_or_len)
         return buf
-    _hil.call_into("flash_read_into", buf_or_len, offset, len(buf_or_len))
+    _hil.read(buf_or_len, offset, len(buf_or_len))
 
 
 def flash_write(offset, buf):
-    _hil.call("flash_write", offset, buf)
+    _hil.write(1, buf, offset)
 
 
 def flash_erase(sector):
-    _hil.call("flash_erase", sector)
+    _hil.write(2, b"", sector)
 
 
 def osdebug(level=None, *a):

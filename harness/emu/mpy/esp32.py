@@ -34,8 +34,12 @@ class Partition:
     def readblocks(self, block, buf, offset=0):
         n = len(buf)
         if self._bs == 4096 and offset + n <= 4096 and block * 4096 + 4096 <= self._info[3]:
-            buf[:] = memoryview(_cache.block(self._info[2] + block * 4096))[offset:offset + n]
-            return
+            try:
+                buf[:] = memoryview(_cache.block(self._info[2] + block * 4096))[offset:offset + n]
+                return
+            except MemoryError:  # the heap is locked (a finaliser): read without allocating
+                _hil.read(buf, self._info[2] + block * 4096 + offset, n)
+                return
         data = _hil.unb64(_hil.call("part_read", self._info[2], self._info[3], block * self._bs + offset, n))
         buf[: len(data)] = data
 
@@ -44,7 +48,7 @@ class Partition:
         erase = offset is None
         off = block * self._bs + (0 if offset is None else offset)
         _cache.forget(self._info[2] + off - off % 4096, len(buf) + off % 4096)
-        _hil.call("part_write", self._info[2], self._info[3], off, buf, erase, self._bs)
+        _hil.write(3, buf, self._info[2], self._info[3], off, 1 if erase else 0, self._bs)
 
     def ioctl(self, op, arg):
         if op == 4:
@@ -53,7 +57,7 @@ class Partition:
             return self._bs
         if op == 6:
             _cache.forget(self._info[2] + arg * self._bs, self._bs)
-            _hil.call("part_erase", self._info[2], self._info[3], arg * self._bs, self._bs)
+            _hil.write(4, b"", self._info[2], self._info[3], arg * self._bs, self._bs)
             return 0
         if op in (1, 2, 3):
             return 0
