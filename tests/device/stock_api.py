@@ -70,6 +70,11 @@ class Port:
     importable: set[str]
     builtins: set[str]
 
+    @property
+    def text_methods(self) -> set[str]:
+        b = self.modules["builtins"]["names"]
+        return set().union(*(set(b[t].get("members") or ()) for t in ("str", "bytes", "bytearray")))
+
     @classmethod
     def from_table(cls, table: dict, name: str) -> Port:
         p = table["ports"][name]
@@ -91,6 +96,13 @@ class Port:
         if not entry or entry.get("kind") != "class":
             return None
         return set(entry.get("members") or ())
+
+
+# Every str/bytes/bytearray method any port of the table has (what one port lacks of these is checked).
+_TEXT_METHODS = {"center", "count", "decode", "encode", "endswith", "find", "format", "index", "isalpha", "isdigit",
+                 "islower", "isspace", "isupper", "join", "lower", "lstrip", "partition", "replace", "rfind",
+                 "rindex", "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "upper",
+                 "append", "extend", "fromhex", "hex"}
 
 
 # -- types the inference knows ------------------------------------------------------------------
@@ -441,7 +453,22 @@ class _Checker:
             self.collect_assignments()
         self.find_unreachable()
         self.check_names()
+        self.check_text_methods()
         return self.problems
+
+    def check_text_methods(self) -> None:
+        # str/bytes/bytearray methods some port's build leaves out (the ESP8266 has no partition,
+        # rpartition, splitlines or center): a call of one on anything not a stock module or
+        # class is taken for a text method; the port's core types decide.
+        missing = _TEXT_METHODS - self.port.text_methods
+        for node in ast.walk(self.tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in missing
+                    and node not in self.unreachable):
+                base = self.type_of(node.func.value, node)
+                if isinstance(base, (Mod, Cls)):
+                    continue
+                self.problems.append(f"{self.filename}:{node.lineno}: .{node.func.attr}() of str/bytes is not in "
+                                     f"MicroPython v1.27.0 on {self.port.name}")
 
 
 def check(source: str, port: Port, own: set[str] | None = None, filename: str = "<source>") -> list[str]:

@@ -103,6 +103,8 @@ CATCHES = [
     ("from esp32 import Partition\nPartition(Partition.RUNNING).get_next_update().app_description()\n",
      "esp32", "no member 'app_description'"),
     ("x = compile('1', 'f', 'eval')\n", "esp8266", "'compile' is neither defined here nor a builtin"),
+    ("def f(url):\n    scheme, _, rest = url.partition('://')\n", "esp8266", ".partition() of str/bytes"),
+    ("lines = b'a\\nb'.splitlines()\n", "esp8266", ".splitlines() of str/bytes"),
 ]
 LETS_THROUGH = [
     ("import binascii\nf = getattr(binascii, 'crc32', None)\n", "esp8266"),
@@ -113,6 +115,7 @@ LETS_THROUGH = [
     ("try:\n    import esp32\nexcept ImportError:\n    esp32 = None\n", "esp8266"),
     ("import uos, utime, ubinascii\nuos.stat('/')\nutime.ticks_ms()\nubinascii.hexlify(b'')\n", "esp8266"),
     ("from otautil import anything\nimport app\n", "esp8266"),
+    ("def f(url):\n    scheme, _, rest = url.partition('://')\n", "esp32"),
     ("import socket\ns = socket.socket()\ns.settimeout(1)\ns = None\n", "esp8266"),
     ("from esp32 import Partition\np = Partition.find(Partition.TYPE_DATA, subtype=0)[0]\n"
      "p.readblocks(0, bytearray(32))\nPartition.mark_app_valid_cancel_rollback()\n", "esp32"),

@@ -12,7 +12,7 @@ import pytest
 import harness.rig as rig_module
 from harness.rig import BaselinePart, MqttSpec, PortSpec, PowerSpec, RigError, load_rig, rigs_dir
 
-BENCH1_FILES = ("firmware/ESP32_GENERIC-OTA-20241129-v1.24.1.bin", "firmware/ESP8266_GENERIC-20241129-v1.24.1.bin")
+BENCH1_FILES = ("firmware/ESP32_GENERIC-OTA-20251209-v1.27.0.bin", "firmware/ESP8266_GENERIC-20251209-v1.27.0.bin")
 
 
 def line_of(path: Path, text: str) -> int:
@@ -63,7 +63,7 @@ def test_bench1_without_its_firmware_names_the_missing_file(bench1):
         load_rig("bench1.yaml")
     line = line_of(bench1, "file: firmware/ESP32_GENERIC-OTA")
     assert str(caught.value) == (f"bench1.yaml:{line}: boards[0].baseline[0].file: file not found: "
-                                 f"firmware/ESP32_GENERIC-OTA-20241129-v1.24.1.bin")
+                                 f"firmware/ESP32_GENERIC-OTA-20251209-v1.27.0.bin")
 
 
 def test_bench1_with_its_firmware(bench1):

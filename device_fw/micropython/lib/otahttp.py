@@ -9,12 +9,18 @@ RETRIES = 3
 TIMEOUT_S = 10
 
 
+def cut(text, sep):
+    # str.partition without its middle: the ESP8266 build has no str.partition.
+    i = text.find(sep)
+    return (text, text[:0]) if i < 0 else (text[:i], text[i + len(sep):])
+
+
 def split_url(url):
-    scheme, _, rest = url.partition("://")
+    scheme, rest = cut(url, "://")
     if scheme not in ("http", "https") or not rest:
         raise Refused("bad-url", url)
-    hostport, _, path = rest.partition("/")
-    host, _, port = hostport.partition(":")
+    hostport, path = cut(rest, "/")
+    host, port = cut(hostport, ":")
     port = int(port) if port else (443 if scheme == "https" else 80)
     return scheme, host, port, "/" + path
 
@@ -155,7 +161,7 @@ def get(url, start=0, redirects=MAX_REDIRECTS):
                 line = s.readline()
                 if not line or line in (b"\r\n", b"\n"):
                     break
-                k, _, v = line.decode().partition(":")
+                k, v = cut(line.decode(), ":")
                 headers[k.strip().lower()] = v.strip()
         except BaseException:
             s.close()
