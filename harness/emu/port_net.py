@@ -43,6 +43,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _unb64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text)
+
+
 @dataclass
 class _Sock:
     sock: socket.socket
@@ -120,6 +124,9 @@ class NetHost:
             "sock_recv_into": self._recv_into,
             "sock_recvfrom": self._recvfrom,
             "sock_readline": self._readline,
+            # The same as raw bytes, for reads that return a new bytes object.
+            "sock_recv_bytes": lambda h, n, stream: _unb64(self._recv(h, n, stream)),
+            "sock_readline_bytes": lambda h: _unb64(self._readline(h)),
             "sock_poll": self._poll,
             "sock_close": self._close,
             "ssl_wrap": self._ssl_wrap,

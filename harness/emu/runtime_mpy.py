@@ -82,7 +82,7 @@ for _plan in HEAP_PLAN.values():
 # The interpreter's own heap: the device's share, the port layer and garbage between
 # collections. Not larger: gc.mem_alloc(), sampled on every board call, costs time in
 # proportion to it.
-HEAP_SIZE = {"esp32": 352 * 1024, "esp8266": 256 * 1024}
+HEAP_SIZE = {"esp32": 448 * 1024, "esp8266": 320 * 1024}
 # What the release's firmware says about itself.
 BUILD_DATE = "2025-12-09"
 BUILD_NAME = {"esp32": "ESP32_GENERIC-OTA", "esp8266": "ESP8266_GENERIC"}
@@ -213,6 +213,24 @@ def _bootstrap():
             if held:
                 raise KeyboardInterrupt
             return r.decode()
+        def call_bytes(op, payload):
+            # A reply of raw bytes ("8" + data) becomes one bytes object of exactly its size,
+            # read from the pipe (what a native read allocates, and nothing more).
+            held = request(op, payload)
+            n, held = reply_size(held)
+            held = fill(first) or held
+            if head[0] == 56:
+                r = p.read(n - 1)
+                while len(r) < n - 1:
+                    r += p.read(n - 1 - len(r))
+            else:
+                k = head[0]
+                rest = bytearray(n - 1)
+                held = fill(rest) or held
+                r = chr(k) + rest.decode()
+            if held:
+                raise KeyboardInterrupt
+            return r
         def call_into(op, payload, buf):
             # A reply of raw bytes ("8" + data) lands in buf with no copy: the number of bytes,
             # or the reply text when the call failed.
@@ -239,6 +257,8 @@ def _bootstrap():
     exec(compile(src, "_boot.py", "exec"), {"__name__": "_boot", "host": host})
 _bootstrap()
 """
+# The bootstrap is compiled under a file name of the port layer: tracebacks leave its frames out.
+_BOOTSTRAP_ENTRY = "exec(compile(%r, '/__port/bootstrap.py', 'exec'))"
 
 class _Exit(Exception):
     """Leave the interpreter: the chip resets (``code``) or the VM restarts (``mode``)."""
@@ -553,6 +573,8 @@ class MicroPythonRuntime:
         self._wdt_timeout = 0.0
         self.mode = "boot"
         self.soft_reset = False
+        self._rtc_base = 0.0  # the ports' RTC: seconds since 2000-01-01, zero when the chip starts
+        self._rtc_started = time.monotonic()
         self._cwd: tempfile.TemporaryDirectory | None = None
         self._sources: dict[str, str] = {}
         self.uart.add_rx_hook(self._rx_hook)
@@ -618,7 +640,7 @@ class MicroPythonRuntime:
         req_r, req_w = os.pipe()  # interpreter -> chip: calls
         rep_r, rep_w = os.pipe()  # chip -> interpreter: replies
         out_r, out_w = os.pipe()  # interpreter stdout/stderr -> console
-        code = _BOOTSTRAP % (req_w, rep_r, PIPE_CHUNK, PIPE_CHUNK)
+        code = _BOOTSTRAP_ENTRY % (_BOOTSTRAP % (req_w, rep_r, PIPE_CHUNK, PIPE_CHUNK))
         argv = [sys.executable, "-c", _LAUNCH, str(os.getpid()), "micropython",
                 "-X", f"heapsize={HEAP_SIZE[self.chip]}", "-c", code]
         # Nothing of the host reaches the board: an empty environment and an empty directory.
@@ -786,6 +808,8 @@ class MicroPythonRuntime:
             "platform_info": self._platform_info,
             "kbd_intr": self._set_kbd_intr,
             "console_read": self._console_read,
+            "rtc_seconds": lambda: self._rtc_base + time.monotonic() - self._rtc_started,
+            "rtc_set": self._rtc_set,
             "fold_source": lambda src: fold_errno(src, self.errno),
             "console_pending": self._console_pending,
             "idf_heap_info": self._idf_heap_info,
@@ -949,6 +973,10 @@ class MicroPythonRuntime:
         data = bytes(self.repl._pending[: max(1, int(n))])
         del self.repl._pending[: len(data)]
         return data
+
+    def _rtc_set(self, seconds: int) -> None:
+        self._rtc_base = float(seconds)
+        self._rtc_started = time.monotonic()
 
     def _console_pending(self) -> bool:
         if not self.repl._pending:

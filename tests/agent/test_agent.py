@@ -322,7 +322,8 @@ def test_haas_ota_api_refuses_md5_where_hashlib_has_none(bench):
     code = f"""
 import ota
 with open('/module.bin', 'wb') as f:
-    f.write(b'module payload ' * 500)
+    for _ in range(500):
+        f.write(b'module payload ')
 res = []
 ota.on(3, lambda r: res.append(r))
 ota.verify({{'length': {len(data)}, 'store_path': '/module.bin', 'hash_type': 'md5', 'hash': '0' * 32}})

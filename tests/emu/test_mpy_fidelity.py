@@ -91,7 +91,8 @@ def test_the_board_reports_the_release_as_the_port_does(mpy_board, repl_of, chip
                    "print('M', sys.maxsize)\n").stdout
     assert f"P {chip} 3.4.0; MicroPython v1.27.0 on 2025-12-09" in out
     assert f"I micropython (1, 27, 0, '') {machine}" in out
-    assert (f"U ('{chip}', '{chip}', '1.27.0', 'v1.27.0 on 2025-12-09', '{machine}')") in out  # print() of a tuple
+    assert (f"U (sysname='{chip}', nodename='{chip}', release='1.27.0', version='v1.27.0 on 2025-12-09', "
+            f"machine='{machine}')") in out
     assert f"S {chip} {machine}" in out
     numbers = {"esp32": "116 119", "esp8266": "110 115"}[chip]  # newlib's and lwIP's, not Linux's 110 115
     assert f"E {numbers} ETIMEDOUT" in out
@@ -178,3 +179,16 @@ def test_a_file_closed_with_the_heap_locked_reaches_flash(mpy_board, chip):
     mpremote(board, "exec", "import micropython\nf = open('gc.txt', 'w')\nf.write('written with the heap locked')\n"
              "micropython.heap_lock()\nf.close()\nmicropython.heap_unlock()\n")
     assert "written with the heap locked" in mpremote(board, "exec", "print(open('gc.txt').read())").stdout
+
+
+def test_the_clock_counts_from_2000_and_the_rtc_sets_it(mpy_board):
+    # The ports' epoch is 2000-01-01 and a chip's RTC starts at zero: not the host's date.
+    board = mpy_board("esp32")
+    out = mpremote(board, "exec", "import time, machine\n"
+                   "print('T', time.time() < 3600, time.gmtime()[0], time.localtime(0)[:3])\n"
+                   "machine.RTC().datetime((2026, 11, 30, 0, 12, 0, 0, 0))\n"
+                   "print('R', time.localtime()[:5], time.mktime((2000, 1, 2, 0, 0, 0, 0, 0)))\n"
+                   "import os\nprint('U', os.uname())\n").stdout
+    assert "T True 2000 (2000, 1, 1)" in out
+    assert "R (2026, 11, 30, 12, 0) 86400" in out
+    assert "U (sysname='esp32', nodename='esp32', release='1.27.0'" in out  # an attribute tuple

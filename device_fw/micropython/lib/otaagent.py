@@ -204,7 +204,7 @@ def mqtt_loop():
                 if topic != base + "u":
                     continue
                 try:
-                    msg = json.loads(payload)
+                    msg = json.loads(bytes(payload))
                 except ValueError:
                     log("refused", kind="?", transport="mqtt", reason="bad-offer", detail="not JSON")
                     continue

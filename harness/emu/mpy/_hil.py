@@ -79,6 +79,17 @@ def read(buf, addr, n):
     return _rawio.raw(5, addr, n, 0, 0, 0, buf)
 
 
+def call_bytes(op, *args):
+    """A call whose answer is new bytes: allocated once, at their size, as a native read would."""
+    used = heap_used()
+    r = host.call_bytes(op, str(used) + " " + json.dumps(_encode(args)))
+    if isinstance(r, bytes):
+        return r
+    if r[0] == "0":
+        return json.loads(r[1:]) if len(r) > 1 else None
+    _raise(r)
+
+
 def call(op, *args):
     used = heap_used()
     r = host.call(op, str(used) + " " + json.dumps(_encode(args)))

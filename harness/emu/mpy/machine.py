@@ -98,12 +98,14 @@ class RTC:
     def __init__(self, id=0):
         pass
 
-    def datetime(self, dt=None):
-        import time
-
-        if dt is None:
-            t = time.localtime()
+    def datetime(self, datetimetuple=None):
+        # (year, month, day, weekday, hours, minutes, seconds, subseconds), as the ports have it.
+        time = _hil.public("time")
+        if datetimetuple is None:
+            t = time.gmtime()
             return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
+        y, mo, d, _wd, h, mi, s = tuple(datetimetuple)[:7]
+        _hil.call("rtc_set", time.mktime((y, mo, d, h, mi, s, 0, 0)))
 
     def memory(self, data=None):
         if data is None:

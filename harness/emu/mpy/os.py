@@ -17,6 +17,8 @@ class _Uname(tuple):
         fields = ("sysname", "nodename", "release", "version", "machine")
         return "(" + ", ".join("%s=%r" % (f, v) for f, v in zip(fields, self)) + ")"
 
+    __str__ = __repr__
+
 
 def uname():
     return _Uname(_u)

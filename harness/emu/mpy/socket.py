@@ -65,8 +65,7 @@ class socket(io.IOBase):
         return _hil.call("sock_sendto", _h(self), bytes, list(address))
 
     def recv(self, bufsize):
-        r = _hil.call("sock_recv", _h(self), bufsize, False)
-        return None if r is None else _hil.unb64(r)
+        return _hil.call_bytes("sock_recv_bytes", _h(self), bufsize, False)
 
     def recvfrom(self, bufsize):
         d, addr = _hil.call("sock_recvfrom", _h(self), bufsize)
@@ -74,8 +73,7 @@ class socket(io.IOBase):
 
     def read(self, size=-1):
         # Stream read: waits for size bytes (or EOF); -1 reads to EOF. None if non-blocking and empty.
-        r = _hil.call("sock_recv", _h(self), size, True)
-        return None if r is None else _hil.unb64(r)
+        return _hil.call_bytes("sock_recv_bytes", _h(self), size, True)
 
     def readinto(self, buf, nbytes=None):
         nbytes = len(buf) if nbytes is None else min(nbytes, len(buf))
@@ -87,8 +85,7 @@ class socket(io.IOBase):
             raise
 
     def readline(self):
-        r = _hil.call("sock_readline", _h(self))
-        return None if r is None else _hil.unb64(r)
+        return _hil.call_bytes("sock_readline_bytes", _h(self))
 
     def makefile(self, mode="rb", buffering=0):
         return self

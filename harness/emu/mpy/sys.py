@@ -20,6 +20,8 @@ class _Implementation(tuple):
         fields = ("name", "version", "_machine", "_mpy", "_build", "_thread")
         return "(" + ", ".join("%s=%r" % (f, v) for f, v in zip(fields, self)) + ")"
 
+    __str__ = __repr__
+
 
 implementation = _Implementation([_i["name"], tuple(_i["version"]), _i["machine"], _i["mpy"], _i["build"]]
                                  + ([_i["thread"]] if _i["thread"] else []))
