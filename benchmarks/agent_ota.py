@@ -3,13 +3,14 @@
 * ESP32: a 1.5 MB firmware OTA over HTTP (download, write, read-back verification, switch);
 * ESP8266: a ~100 KiB file OTA over HTTP (two files into the inactive slot, verification, switch).
 
-Heap is the live heap (``gc.collect(); gc.mem_alloc()`` at every board call). The targets are
-for the update: its peak above the idle level after boot (the agent loaded, the board waiting),
-from the moment the update is triggered until the board resets into the new version. The peak
-above the baseline taken before boot.py runs (port layer only) is printed too: that is what the
-agent and the update take together out of the chip's budget. Targets: ESP8266
-file OTA under 24 KiB, ESP32 firmware OTA under 64 KiB (of the 36 KiB / ~100 KiB the chips leave
-to applications).
+Heap is the device's live heap (``gc.collect(); gc.mem_alloc()`` at every board call, the port
+layer left out). The targets are for the update: its peak above the idle level after boot (the
+agent loaded, the board waiting), from the moment the update is triggered until the board resets
+into the new version. The peak above the baseline taken before boot.py runs is printed too, against
+the heap a real board of MicroPython v1.27.0 gives device code (ESP8266: the static 38 KiB less
+what the firmware's start-up holds; ESP32: the 56 KiB initial heap grown from the IDF heap, up to
+the model's limit): the virtual boards raise MemoryError past it, so an update that finishes here
+fits. Targets: ESP8266 file OTA under 24 KiB, ESP32 firmware OTA under 64 KiB.
 
     .venv/bin/python benchmarks/agent_ota.py [--json]
 """
@@ -87,7 +88,7 @@ def main() -> int:
         print(f"{name}: {r['bytes']} bytes in {r['update_s']:.1f} s ({r['kbps']} KB/s), new version "
               f"{r['new_version']} ready after {r['to_new_version_ready_s']:.1f} s; the update's peak heap "
               f"{update / 1024:.1f} KiB above the idle agent (target < {target // 1024} KiB: {verdict}); "
-              f"agent and update together {peak / 1024:.1f} KiB of the chip's {r['heap_budget'] // 1024} KiB")
+              f"agent and update together {peak / 1024:.1f} KiB of the real heap's {r['heap_budget'] / 1024:.1f} KiB")
     return 0 if ok else 1
 
 

@@ -735,8 +735,6 @@ class MicroPythonRuntime:
                 return PORT_MODULES[self.chip]
             if name == "port_spec":
                 return port_spec(self.chip)
-            if name == "port_frozen":
-                return " ".join(sorted(p.stem for p in (MPY_DIR / "frozen").glob("*.py")))
             heap, _, args_json = payload.partition(" ")
             self._note_heap(int(heap), name)
             args = json.loads(args_json) if args_json else []

@@ -26,8 +26,7 @@ _keep = bytearray(_plan["device_free"] + _plan["slack"])
 
 _unix = {"os": __import__("os"), "time": __import__("time")}
 for _n in ("array", "binascii", "cmath", "collections", "cryptolib", "deflate", "framebuf", "hashlib",
-           "heapq", "json", "math", "platform", "re", "select", "struct", "uctypes", "websocket",
-           "_asyncio", "_thread", "errno", "random"):
+           "heapq", "json", "math", "re", "select", "struct", "uctypes", "websocket", "_asyncio", "_thread"):
     try:
         _unix[_n] = __import__(_n)
     except ImportError:
@@ -92,7 +91,6 @@ def _new_module(name):
 
 # -- the port layer ------------------------------------------------------------------------------------
 _spec = json.loads(host.call("port_spec", ""))  # noqa: F821  (host is given by the bootstrap)
-_PORT = _spec["platform"]
 _impl = {}
 # Port modules that other port modules must not get in place of the interpreter's own.
 _OWN_NAMES = ("sys", "gc", "micropython", "os", "time", "random", "platform", "select")
@@ -203,9 +201,8 @@ _BUILTIN = set(_spec["builtin"])
 _EXT = set(_spec["extensible"])
 _FROZEN = set(_spec["frozen"])
 # Frozen modules the interpreter carries itself, the same micropython-lib code the port
-# freezes; the others come from the port layer's own frozen sources.
+# freezes (flashbdev comes from the port layer; the port's other frozen modules are not there).
 _UNIX_FROZEN = {"asyncio", "mip", "requests", "ssl", "uasyncio"}
-_OWN_FROZEN = set(host.call("port_frozen", "").split())  # noqa: F821
 del _spec, _entries  # the table is big; what it says now lives in the modules
 
 
@@ -252,14 +249,6 @@ def _import_from(entries, name, globals, locals, fromlist, level):
         sys.path[:] = saved
 
 
-def _frozen(top, name, globals, locals, fromlist, level):
-    if top in _UNIX_FROZEN:
-        return _import_from([".frozen"], name, globals, locals, fromlist, level)
-    m = _import_private(top, host.call("port_source", "frozen/" + top))  # noqa: F821
-    sys.modules[top] = m
-    return m
-
-
 def _import(name, globals=None, locals=None, fromlist=(), level=0):
     if level:
         return _orig_import(name, globals, locals, fromlist, level)
@@ -273,8 +262,8 @@ def _import(name, globals=None, locals=None, fromlist=(), level=0):
         return _public[top]
     for entry in sys.path:
         if entry == ".frozen":
-            if top in _FROZEN and (top in _UNIX_FROZEN or top in _OWN_FROZEN):
-                return _frozen(top, name, globals, locals, fromlist, level)
+            if top in _FROZEN and top in _UNIX_FROZEN:
+                return _import_from([".frozen"], name, globals, locals, fromlist, level)
             continue
         found = _on_fs(entry, top)
         if found == ".py" and top == name:
