@@ -35,12 +35,21 @@ CONNECT_TIME = 0.15  # seconds from WLAN.connect() to an IP address
 # socket gets the same small buffer, so a server can only be a window ahead of what the
 # device has read, as with a real board: "cut power after N bytes sent" lands where it would.
 TCP_WINDOW = {"esp32": 5744, "esp8266": 2920}
-MBEDTLS_X509_CERT_VERIFY_FAILED = -0x2700
 MBEDTLS_SSL_FATAL_ALERT = -0x7780
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+# OpenSSL's verify codes as mbedtls_x509_crt_verify_info() words the same failure.
+_X509_NOT_TRUSTED = "The certificate is not correctly signed by the trusted CA\n"
+_X509_VERIFY_INFO = {
+    62: "The certificate Common Name (CN) does not match with the expected CN\n",  # host name
+    64: "The certificate Common Name (CN) does not match with the expected CN\n",  # IP address
+    10: "The certificate validity has expired\n",
+    9: "The certificate validity starts in the future\n",
+}
 
 
 def _unb64(text: str | None) -> bytes | None:
@@ -437,7 +446,9 @@ class NetHost:
         try:
             wrapped = ctx.wrap_socket(raw, server_hostname=server_hostname or None)
         except ssl.SSLCertVerificationError as e:
-            raise OSError(MBEDTLS_X509_CERT_VERIFY_FAILED, f"certificate verify failed: {e.verify_message}") from None
+            # mbedTLS's port raises ValueError with mbedtls_x509_crt_verify_info()'s text here
+            # (extmod/modtls_mbedtls.c), not an OSError.
+            raise ValueError(_X509_VERIFY_INFO.get(e.verify_code, _X509_NOT_TRUSTED)) from None
         except (ssl.SSLError, OSError) as e:
             raise OSError(MBEDTLS_SSL_FATAL_ALERT, f"TLS handshake failed: {e}") from None
         wrapped.setblocking(False)

@@ -144,9 +144,13 @@ def get(url, start=0, redirects=MAX_REDIRECTS):
             if ctx is not None:
                 try:
                     s = ctx.wrap_socket(s, server_hostname=host)
-                except OSError as e:
-                    # mbedTLS codes: -0x2700 (-9984) the certificate did not verify
-                    raise Refused("tls", "handshake with %s failed: %s" % (host, e.args[0] if e.args else e))
+                except (OSError, ValueError) as e:
+                    # The ESP32 port raises ValueError with mbedTLS's verify text when the certificate
+                    # does not verify, OSError (an mbedTLS code) when the handshake fails otherwise.
+                    detail = e.args[0] if e.args else e
+                    if isinstance(detail, str):
+                        detail = detail.strip()
+                    raise Refused("tls", "handshake with %s failed: %s" % (host, detail))
             req = "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: esp-ota-hil-agent\r\nConnection: close\r\n" % (path, host)
             if start:
                 req += "Range: bytes=%d-\r\n" % start
