@@ -811,7 +811,7 @@ class MicroPythonRuntime:
             "fold_source": lambda src: fold_errno(src, self.errno),
             "console_pending": self._console_pending,
             "idf_heap_info": self._idf_heap_info,
-            "flash_id": lambda: self.ctx.flash.jedec_id if hasattr(self.ctx.flash, "jedec_id") else 0x1640C8,
+            "flash_id": lambda: self.ctx.flash.jedec_id,
             "machine_unique_id": lambda: _b64(self.ctx.cfg.mac),
             "machine_freq": lambda: 160_000_000 if self.chip == "esp32" else 80_000_000,
             "machine_deepsleep": self._deepsleep,

@@ -120,6 +120,23 @@ def _raise(r):
     raise RuntimeError(v)
 
 
+class AttrTuple(tuple):
+    # A tuple whose fields also read as attributes, as the ports' sys.implementation and
+    # os.uname() are; subclasses name the fields.
+    _fields = ()
+
+    def __getattr__(self, name):
+        i = self._fields.index(name) if name in self._fields else len(self)
+        if i < len(self):
+            return self[i]
+        raise AttributeError(name)
+
+    def __repr__(self):
+        return "(" + ", ".join("%s=%r" % (f, v) for f, v in zip(self._fields, self)) + ")"
+
+    __str__ = __repr__
+
+
 def b64(data):
     return b2a_base64(data, newline=False).decode()
 

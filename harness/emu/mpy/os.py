@@ -5,19 +5,8 @@ import _hil
 _u = _hil.call("os_uname")
 
 
-class _Uname(tuple):
-    # os.uname(): an attribute tuple on the port; the same fields here.
-    sysname = property(lambda s: s[0])
-    nodename = property(lambda s: s[1])
-    release = property(lambda s: s[2])
-    version = property(lambda s: s[3])
-    machine = property(lambda s: s[4])
-
-    def __repr__(self):
-        fields = ("sysname", "nodename", "release", "version", "machine")
-        return "(" + ", ".join("%s=%r" % (f, v) for f, v in zip(fields, self)) + ")"
-
-    __str__ = __repr__
+class _Uname(_hil.AttrTuple):
+    _fields = ("sysname", "nodename", "release", "version", "machine")
 
 
 def uname():
