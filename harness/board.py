@@ -210,8 +210,12 @@ class Board:
         return "DIFF []" in out
 
     def wait_boot(self, since: int, timeout: float | None = None) -> None:
-        """Wait for MicroPython's banner after a reset."""
-        self.console.expect(r"MicroPython v\S+ on ", timeout or self.spec.boot_timeout + 10, since=since)
+        """Wait until MicroPython runs after a reset: its banner, or the agent's boot.py line.
+
+        The banner comes only when the REPL starts, after main.py: a main.py that keeps running
+        (the agent waiting for MQTT offers) never shows it, on a bench as on a virtual board.
+        """
+        self.console.expect(r"MicroPython v\S+ on |OTA slot ", timeout or self.spec.boot_timeout + 10, since=since)
 
     def wait_ready(self, since: int | None = None, timeout: float | None = None):
         """Wait for the agent's ``OTA ready`` line (it has confirmed whatever was on trial)."""
