@@ -10,7 +10,16 @@ from __future__ import annotations
 import struct
 import time
 
-from .chip import CAUSE_EN, CAUSE_POWER_ON, CAUSE_SOFTWARE, CAUSE_WATCHDOG, EXIT_WATCHDOG, ChipConfig, ChipRun
+from .chip import (
+    CAUSE_DEEPSLEEP,
+    CAUSE_EN,
+    CAUSE_POWER_ON,
+    CAUSE_SOFTWARE,
+    CAUSE_WATCHDOG,
+    EXIT_WATCHDOG,
+    ChipConfig,
+    ChipRun,
+)
 from .flash import NorFlash
 from .uart import ChipUart
 
@@ -38,6 +47,7 @@ class Esp32RomBoot(RomBoot):
         CAUSE_EN: "rst:0x1 (POWERON_RESET)",
         CAUSE_SOFTWARE: "rst:0xc (SW_CPU_RESET)",
         CAUSE_WATCHDOG: "rst:0x10 (RTCWDT_RTC_RESET)",
+        CAUSE_DEEPSLEEP: "rst:0x5 (DEEPSLEEP_RESET)",
     }
     BOOTLOADER_OFFSET = 0x1000
 
@@ -77,7 +87,7 @@ class Esp32RomBoot(RomBoot):
 class Esp8266RomBoot(RomBoot):
     chip = "esp8266"
     boot_text_baud = 74880
-    CAUSES = {CAUSE_POWER_ON: 1, CAUSE_EN: 2, CAUSE_SOFTWARE: 2, CAUSE_WATCHDOG: 4}
+    CAUSES = {CAUSE_POWER_ON: 1, CAUSE_EN: 2, CAUSE_SOFTWARE: 2, CAUSE_WATCHDOG: 4, CAUSE_DEEPSLEEP: 5}
 
     def _banner(self, cause: str, mode: str) -> bytes:
         return f"\r\n ets Jan  8 2013,rst cause:{self.CAUSES.get(cause, 2)}, boot mode:{mode}\r\n\r\n".encode()

@@ -23,6 +23,7 @@ EXIT_REBOOT = 40  # software reset: boot again from flash
 EXIT_WATCHDOG = 41  # watchdog reset: boot again from flash
 EXIT_CUT = 42  # armed power cut fired: the board is now off
 EXIT_HALT = 43  # the chip stopped (e.g. nothing bootable and the ROM gave up): stay dead until reset
+EXIT_DEEPSLEEP = 44  # woke from deep sleep: boot again from flash
 EXIT_CRASH = 70  # an emulator bug
 
 EXIT_NAMES = {
@@ -30,6 +31,7 @@ EXIT_NAMES = {
     EXIT_WATCHDOG: "watchdog",
     EXIT_CUT: "power-cut",
     EXIT_HALT: "halt",
+    EXIT_DEEPSLEEP: "deepsleep",
     EXIT_CRASH: "emulator-crash",
 }
 
@@ -38,6 +40,7 @@ CAUSE_POWER_ON = "power-on"
 CAUSE_EN = "en-pin"
 CAUSE_SOFTWARE = "software"
 CAUSE_WATCHDOG = "watchdog"
+CAUSE_DEEPSLEEP = "deepsleep"
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 
 from . import uart as wire
 from .chip import (
+    CAUSE_DEEPSLEEP,
     CAUSE_EN,
     CAUSE_POWER_ON,
     CAUSE_SOFTWARE,
     CAUSE_WATCHDOG,
     EXIT_CUT,
+    EXIT_DEEPSLEEP,
     EXIT_HALT,
     EXIT_NAMES,
     EXIT_REBOOT,
@@ -263,6 +265,8 @@ class Supervisor:
             self._start_chip(ChipRun(download=False, cause=CAUSE_SOFTWARE, cut=self.cut, wifi_up=self.wifi_up))
         elif code == EXIT_WATCHDOG:
             self._start_chip(ChipRun(download=False, cause=CAUSE_WATCHDOG, cut=self.cut, wifi_up=self.wifi_up))
+        elif code == EXIT_DEEPSLEEP:
+            self._start_chip(ChipRun(download=False, cause=CAUSE_DEEPSLEEP, cut=self.cut, wifi_up=self.wifi_up))
         elif code == EXIT_CUT:
             self.cut = None
             self.powered = False

@@ -42,7 +42,7 @@ import traceback
 from pathlib import Path
 
 from .apps import RUNTIMES, AppContext
-from .chip import EXIT_REBOOT, EXIT_WATCHDOG
+from .chip import EXIT_DEEPSLEEP, EXIT_REBOOT, EXIT_WATCHDOG
 from .mpy_api import RELEASE, errno_numbers, port_spec, port_table
 from .port_fs import FlashHost, fs_region
 from .port_net import NetHost
@@ -903,7 +903,7 @@ class MicroPythonRuntime:
         self.report_heap(final=True)
         time.sleep(max(0, ms) / 1000)
         self.uart.event("deepsleep", ms=ms)
-        raise _Exit(code=EXIT_REBOOT)
+        raise _Exit(code=EXIT_DEEPSLEEP)
 
     def _sleep_ms(self, ms: float) -> None:
         end = time.monotonic() + max(0.0, float(ms)) / 1000

@@ -147,6 +147,11 @@ def test_reset_causes_follow_the_port(mpy_board):
         board.control.wait_event("mpy-ready", since=board.control.status()["event_seq"] - 5)
         assert f"cause {after_reset}" in mpremote(board, "resume", "exec", cause).stdout
         assert f"cause {after_soft}" in mpremote(board, "exec", cause).stdout  # exec soft-resets first
+        # Waking from deep sleep: DEEPSLEEP_RESET (ESP32 4, ESP8266 5).
+        mark = board.control.status()["event_seq"]
+        mpremote(board, "exec", "--no-follow", "import machine\nmachine.deepsleep(100)")
+        board.control.wait_event("mpy-ready", since=mark)
+        assert f"cause {4 if chip == 'esp32' else 5}" in mpremote(board, "resume", "exec", cause).stdout
 
 
 @both_chips
