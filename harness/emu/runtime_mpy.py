@@ -154,17 +154,16 @@ def _bootstrap():
             got += n
         return held
     def drain(n):
+        # The rest of a reply there was no room for (readinto with a size allocates nothing).
         while n:
-            k = min(n, len(scratch))
-            fill(memoryview(scratch)[:k])
-            n -= k
+            n -= p.readinto(scratch, min(n, len(scratch)))
     def request(op, payload):
         b = op.encode() + b" " + payload.encode()
         msg = len(b).to_bytes(4, "little") + b
         return put(msg)
     def reply_size(held):
         held = fill(head) or held
-        return int.from_bytes(head, "little"), held
+        return head[0] | head[1] << 8 | head[2] << 16 | head[3] << 24, held  # int.from_bytes allocates
     class RawIO:
         # Flash reads and writes that allocate nothing: littlefs does them from a file's
         # finaliser, with the heap locked. No closure (calling one with many arguments
@@ -519,7 +518,7 @@ class _Frames:
                 break
             body = bytes(self._buf[4 : 4 + n])
             del self._buf[: 4 + n]
-            if body[:1] == b"\x00":  # a flash write in binary (see RAW_OPS)
+            if body[:1] == b"\x00":  # a flash read or write in binary (FlashHost.raw_op)
                 out.append(("", body))
                 continue
             name, _, payload = body.decode().partition(" ")
@@ -778,13 +777,12 @@ class MicroPythonRuntime:
             return "1" + str(self._port_errno(err.errno or errno.EIO))
 
     def _port_errno(self, code: int | str) -> int | str:
-        """A host errno (number or name) as the port numbers it (newlib / lwIP differ from Linux)."""
-        name = code if isinstance(code, str) and not code.lstrip("-").isdigit() else errno.errorcode.get(int(code))
-        if name in self.errno:
-            return self.errno[name]
-        if isinstance(code, str) and code.lstrip("-").isdigit():
-            return int(code)
-        return code if isinstance(code, int) else getattr(errno, code, code)
+        """A host errno (a number, or a name such as "ETIMEDOUT") as the port numbers it (newlib's and
+        lwIP's numbers differ from Linux's)."""
+        if isinstance(code, str) and not code.lstrip("-").isdigit():
+            return self.errno.get(code, getattr(errno, code, code))
+        number = int(code)
+        return self.errno.get(errno.errorcode.get(number, ""), number)
 
     def _source(self, name: str) -> str:
         if name not in self._sources:
