@@ -810,7 +810,8 @@ class MicroPythonRuntime:
             "console_pending": self._console_pending,
             "idf_heap_info": self._idf_heap_info,
             "flash_id": lambda: self.ctx.flash.jedec_id,
-            "machine_unique_id": lambda: _b64(self.ctx.cfg.mac),
+            "machine_unique_id": lambda: _b64(self._unique_id()),
+            "wlan_mac": lambda: _b64(self.ctx.cfg.mac),
             "machine_freq": lambda: 160_000_000 if self.chip == "esp32" else 80_000_000,
             "machine_deepsleep": self._deepsleep,
             "time_sleep_ms": self._sleep_ms,
@@ -941,6 +942,12 @@ class MicroPythonRuntime:
 
     def _uname(self) -> list:
         return [self.chip, self.chip, self.version.lstrip("v"), f"{self.version} on {BUILD_DATE}", self.machine]
+
+    def _unique_id(self) -> bytes:
+        # ESP32: the base MAC (esp_efuse_mac_get_default); ESP8266: system_get_chip_id(), the
+        # MAC's low three bytes as a little-endian 32-bit number.
+        mac = self.ctx.cfg.mac
+        return mac if self.chip == "esp32" else bytes([mac[5], mac[4], mac[3], 0])
 
     def _reset_cause(self) -> int:
         causes = RESET_CAUSE[self.chip]

@@ -88,7 +88,10 @@ def test_the_board_reports_the_release_as_the_port_does(mpy_board, repl_of, chip
                    "print('U', os.uname())\n"
                    "print('S', os.uname().sysname, os.uname().machine)\n"
                    "print('E', errno.ETIMEDOUT, errno.EINPROGRESS, errno.errorcode[errno.ETIMEDOUT])\n"
-                   "print('M', sys.maxsize)\n").stdout
+                   "print('M', sys.maxsize)\n"
+                   "import machine, network, binascii\n"
+                   "print('ID', binascii.hexlify(machine.unique_id()).decode(),"
+                   " binascii.hexlify(network.WLAN(network.STA_IF).config('mac')).decode())\n").stdout
     assert f"P {chip} 3.4.0; MicroPython v1.27.0 on 2025-12-09" in out
     assert f"I micropython (1, 27, 0, '') {machine}" in out
     assert (f"U (sysname='{chip}', nodename='{chip}', release='1.27.0', version='v1.27.0 on 2025-12-09', "
@@ -97,6 +100,10 @@ def test_the_board_reports_the_release_as_the_port_does(mpy_board, repl_of, chip
     numbers = {"esp32": "116 119", "esp8266": "110 115"}[chip]  # newlib's and lwIP's, not Linux's 110 115
     assert f"E {numbers} ETIMEDOUT" in out
     assert "M 2147483647" in out
+    # unique_id: the ESP32's MAC; the ESP8266's chip id (the MAC's low three bytes, little-endian).
+    mac = bytes.fromhex(board.info["mac"].replace(":", ""))
+    uid = mac if chip == "esp32" else bytes([mac[5], mac[4], mac[3], 0])
+    assert f"ID {uid.hex()} {mac.hex()}" in out
     assert f"MicroPython v1.27.0 on 2025-12-09; {machine}" in open(board.console_path, "rb").read().decode(
         errors="replace")
 

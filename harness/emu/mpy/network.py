@@ -49,7 +49,7 @@ class WLAN:
 
     def config(self, *args, **kwargs):
         if args and args[0] == "mac":
-            return _hil.unb64(_hil.call("machine_unique_id"))
+            return _hil.unb64(_hil.call("wlan_mac"))
         if args and args[0] in ("essid", "ssid"):
             return _hil.call("wlan_ssid", self._if)
         return None
