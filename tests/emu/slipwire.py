@@ -16,6 +16,11 @@ import zlib
 from dataclasses import dataclass
 from functools import reduce
 
+import pytest
+
+from harness.emu.flash import NorFlash, create_flash_file
+from harness.emu.rom import PROFILES, Loader
+
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 
 # command ids
@@ -331,3 +336,35 @@ class SocketHost:
         except socket.timeout:
             pass
         return got
+
+
+MAC = bytes.fromhex("240ac4a1b2c3")
+
+
+@pytest.fixture
+def make_host(tmp_path):
+    """Factory: a loader in download mode on a fresh flash file, driven directly (no serial port).
+
+    A ROM gets the flash attached first, as esptool always does; ``stub=True`` (or a stub version
+    such as "1") uploads esptool's stub instead.
+    """
+    made: list[DirectHost] = []
+
+    def make(chip: str = "esp32", size: int = 4 * MB, stub: bool | str | None = None,
+             attach: bool = True) -> DirectHost:
+        path = str(tmp_path / f"{chip}-{len(made)}.bin")
+        create_flash_file(path, size)
+        flash = NorFlash(path, size)
+        uart = FakeUart()
+        host = DirectHost(Loader(PROFILES[chip], flash, uart, MAC), uart)
+        host.flash = flash
+        made.append(host)
+        if stub:
+            host.enter_stub(None if stub is True else stub)
+        elif attach:
+            host.attach()
+        return host
+
+    yield make
+    for h in made:
+        h.flash.close()

@@ -33,8 +33,6 @@ from slipwire import (
     MEM_END,
     READ_FLASH_SLOW,
     WRITE_REG,
-    DirectHost,
-    FakeUart,
     SocketHost,
     data_request,
     esptool_stub,
@@ -51,37 +49,12 @@ from slipwire import (
     unslip_stream,
 )
 
-from harness.emu.flash import SECTOR_SIZE, NorFlash, create_flash_file
-from harness.emu.rom import PROFILES, Loader
+from harness.emu.flash import SECTOR_SIZE
 
-MAC = bytes.fromhex("240ac4a1b2c3")
 ROM_STATUS_LEN = {"esp32": 4, "esp8266": 2}
 STUB_VERSIONS = ["1", "2"]  # esptool's stub directories: legacy flasher stub, esp-flasher-stub
 both_chips = pytest.mark.parametrize("chip", ["esp32", "esp8266"])
 both_stubs = pytest.mark.parametrize("version", STUB_VERSIONS)
-
-
-@pytest.fixture
-def make_host(tmp_path):
-    made: list[DirectHost] = []
-
-    def make(chip: str = "esp32", size: int = 4 * MB, stub: str | None = None, attach: bool = True) -> DirectHost:
-        path = str(tmp_path / f"{chip}-{len(made)}.bin")
-        create_flash_file(path, size)
-        flash = NorFlash(path, size)
-        uart = FakeUart()
-        host = DirectHost(Loader(PROFILES[chip], flash, uart, MAC), uart)
-        host.flash = flash
-        made.append(host)
-        if stub:
-            host.enter_stub(stub)
-        elif attach:
-            host.attach()
-        return host
-
-    yield make
-    for h in made:
-        h.flash.close()
 
 
 def _fill(host, addr: int, data: bytes) -> None:

@@ -12,7 +12,7 @@ import json
 import re
 
 import pytest
-from test_micropython import both_chips, mpremote, mpy_board, repl_of  # noqa: F401  (the board fixtures)
+from test_micropython import both_chips, mpremote
 
 from harness.emu.mpy_api import port_table
 

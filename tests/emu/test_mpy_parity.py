@@ -16,7 +16,7 @@ import pytest
 
 from harness.emu.mpy_api import ABSENT, SAME_MODULE, TABLE, port_table
 
-from test_micropython import mpremote, mpy_board  # noqa: F401  (the board fixture)
+from test_micropython import mpremote
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -48,12 +48,10 @@ from slipwire import (
     unslip_stream,
 )
 
-from harness.emu.flash import SECTOR_SIZE, NorFlash, create_flash_file
+from harness.emu.flash import SECTOR_SIZE
 from harness.emu.launcher import VirtualBoard
 from harness.emu.rom import ESP8266 as ESP8266_PROFILE
-from harness.emu.rom import PROFILES, Loader
 
-MAC = bytes.fromhex("240ac4a1b2c3")
 MAGIC = {"esp32": ESP32_MAGIC, "esp8266": ESP8266_MAGIC}
 ROM_STATUS_LEN = {"esp32": 4, "esp8266": 2}
 both_chips = pytest.mark.parametrize("chip", ["esp32", "esp8266"])
@@ -62,30 +60,6 @@ both_chips = pytest.mark.parametrize("chip", ["esp32", "esp8266"])
 def rom_error(chip: str, reason: int) -> bytes:
     """The status bytes a ROM sends for a failure: 01, reason, then zeros up to its status length."""
     return bytes([1, reason]) + bytes(ROM_STATUS_LEN[chip] - 2)
-
-
-@pytest.fixture
-def make_host(tmp_path):
-    made: list[DirectHost] = []
-
-    def make(chip: str = "esp32", size: int = 4 * MB, stub: bool = False, attach: bool = True) -> DirectHost:
-        """A loader in download mode; a ROM gets the flash attached first, as esptool always does."""
-        path = str(tmp_path / f"{chip}-{len(made)}.bin")
-        create_flash_file(path, size)
-        flash = NorFlash(path, size)
-        uart = FakeUart()
-        host = DirectHost(Loader(PROFILES[chip], flash, uart, MAC), uart)
-        host.flash = flash
-        made.append(host)
-        if stub:
-            host.enter_stub()
-        elif attach:
-            host.attach()
-        return host
-
-    yield make
-    for h in made:
-        h.flash.close()
 
 
 def assert_alive(host) -> None:
