@@ -159,7 +159,9 @@ def test_stall_pauses_before_the_byte(rig):
     got = rig.deliver(FaultPlan(stall_at=6144, stall_s=0.4))
     assert got.data == IMAGE
     gap = got.time_of_byte(6144) - got.time_of_byte(6143)
-    assert gap >= 0.35, f"{rig.name}: only {gap:.3f}s between byte 6143 and 6144"
+    # Byte 6143 itself can reach the client late on a loaded machine, shortening the gap seen
+    # here; without the stall it would be a few milliseconds.
+    assert gap >= 0.25, f"{rig.name}: only {gap:.3f}s between byte 6143 and 6144"
 
 
 def test_rate_bps_limits_throughput(rig):
