@@ -89,6 +89,18 @@ class UnusableRange(Exception):
     """A Range header the server ignores (-> 200 with the whole body); the message says why."""
 
 
+def _is_digits(text: str) -> bool:
+    # RFC 9110's DIGIT is ASCII 0-9 only (str.isdigit() also takes "²" and other scripts' digits).
+    return text.isascii() and text.isdigit()
+
+
+def _byte_number(digits: str) -> int:
+    """A byte position of any length (Python's int() refuses more than 4,300 digits): one past
+    any body's size stands for all the longer ones."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """Decode a single-range ``Range`` header (RFC 9110 section 14).
 
@@ -106,17 +118,17 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         raise UnusableRange("multiple ranges are not supported")
     first_s, dash, last_s = spec.strip().partition("-")
     first_s, last_s = first_s.strip(), last_s.strip()
-    if not dash or (first_s and not first_s.isdigit()) or (last_s and not last_s.isdigit()):
+    if not dash or (first_s and not _is_digits(first_s)) or (last_s and not _is_digits(last_s)):
         raise UnusableRange(f"malformed range {spec.strip()!r}")
     if not first_s:
         if not last_s:
             raise UnusableRange("empty range")
-        suffix = int(last_s)
+        suffix = _byte_number(last_s)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable(header)
         return ByteRange(max(0, size - suffix), size - 1, size)
-    first = int(first_s)
-    last = int(last_s) if last_s else size - 1
+    first = _byte_number(first_s)
+    last = _byte_number(last_s) if last_s else size - 1
     if last_s and last < first:
         raise UnusableRange(f"range ends before it starts: {spec.strip()!r}")
     if first >= size:

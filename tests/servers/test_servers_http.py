@@ -110,6 +110,7 @@ def test_range_beyond_the_end_gets_416(server):
     ("items=0-1", "unit 'items' is not 'bytes'"),
     ("bytes=0-1,5-6", "multiple ranges are not supported"),
     ("bytes=5-3", "range ends before it starts"),
+    ("bytes=\u00b2-", "malformed range"),  # a superscript two is a digit to str.isdigit(), not to HTTP
 ])
 def test_unusable_range_gets_the_whole_body_and_is_logged(server, header, why):
     resp, body = request(server, "GET", "/fw.bin", {"Range": header})
@@ -127,6 +128,20 @@ def test_parse_range():
         parse_range("bytes=-0", 10)
     with pytest.raises(UnusableRange):
         parse_range("bytes=-", 10)
+    # Numbers longer than Python's int() takes (4,300 digits), and leading zeros.
+    huge = "9" * 5000
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(f"bytes={huge}-", 10)
+    assert parse_range(f"bytes=0-{huge}", 10) == ByteRange(0, 9, 10)
+    assert parse_range(f"bytes=-{huge}", 10) == ByteRange(0, 9, 10)
+    assert parse_range("bytes=" + "0" * 5000 + "2-", 10) == ByteRange(2, 9, 10)
+
+
+def test_a_range_of_thousands_of_digits_is_answered(server):
+    resp, body = request(server, "GET", "/fw.bin", {"Range": "bytes=" + "9" * 5000 + "-"})
+    assert (resp.status, body) == (416, b"")
+    resp, body = request(server, "GET", "/fw.bin", {"Range": "bytes=0-" + "9" * 5000})
+    assert (resp.status, body) == (206, IMAGE)
 
 
 def test_server_that_ignores_range(http_server):
