@@ -12,9 +12,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("emu", help="run one virtual board (see: hil emu --help)", add_help=False)
     sub.add_parser("rig", help="check a rig's boards: hil rig check NAME [--board B]", add_help=False)
+    parser.add_argument("--version", action="store_true", help="print the harness's version")
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
+    if argv[0] == "--version":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"hil (esp-ota-hil) {version('esp-ota-hil')}")
+        except PackageNotFoundError:
+            print("hil (esp-ota-hil, not installed as a package)")
+        return 0
     command, rest = argv[0], argv[1:]
     if command == "emu":
         from .emu.__main__ import main as emu_main

@@ -41,6 +41,27 @@ def default_mac(chip: str, flash_file: str) -> bytes:
     return oui + digest[:3]
 
 
+def parse_port(text: str) -> int:
+    """A TCP port, 0 for any free one."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535; 0 picks a free one)")
+    return port
+
+
+def parse_delay(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a delay in seconds (0 to 10)")
+    return seconds
+
+
 def build_parser(prog: str = "python -m harness.emu") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
@@ -53,13 +74,14 @@ def build_parser(prog: str = "python -m harness.emu") -> argparse.ArgumentParser
                    help="flash contents; created erased if missing, must match --flash-size if present")
     p.add_argument("--name", default=None, help="board name used in logs (default: file name)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--serial-port", type=int, default=0, help="RFC 2217 port (default: any free port)")
-    p.add_argument("--raw-port", type=int, default=0, help="plain TCP serial port for socket:// (default: any)")
-    p.add_argument("--control-port", type=int, default=0, help="control endpoint port (default: any)")
+    p.add_argument("--serial-port", type=parse_port, default=0, help="RFC 2217 port (default: any free port)")
+    p.add_argument("--raw-port", type=parse_port, default=0,
+                   help="plain TCP serial port for socket:// (default: any)")
+    p.add_argument("--control-port", type=parse_port, default=0, help="control endpoint port (default: any)")
     p.add_argument("--mac", type=parse_mac, default=None, help="base MAC (default: derived from the flash file path)")
     p.add_argument("--console-log", default=None, help="append everything the chip prints to this file")
     p.add_argument("--power-off", action="store_true", help="start with the board powered off")
-    p.add_argument("--en-delay", type=float, default=0.12,
+    p.add_argument("--en-delay", type=parse_delay, default=0.12,
                    help="seconds from EN release to the chip starting (RC delay of the reset line)")
     return p
 
@@ -79,6 +101,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m harness.emu") -> 
             print(f"{prog}: error: flash file directory {parent} does not exist", file=sys.stderr)
             return 2
         create_flash_file(path, flash_size)
+    if args.console_log and not os.path.isdir(os.path.dirname(os.path.abspath(args.console_log))):
+        print(f"{prog}: error: --console-log: directory {os.path.dirname(os.path.abspath(args.console_log))} "
+              "does not exist", file=sys.stderr)
+        return 2
     try:
         check_flash_file(path, flash_size)
         cfg = ChipConfig(
@@ -102,6 +128,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m harness.emu") -> 
         )
     except ValueError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a port in use, an address that is not this machine's
+        print(f"{prog}: error: cannot listen on {args.host}: {e.strerror or e}", file=sys.stderr)
         return 2
     sup.install_signal_handlers()
     print(json.dumps(sup.endpoints()), flush=True)

@@ -224,6 +224,22 @@ def test_busy_port_is_one_line(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("args, names", [
+    (("--serial-port", "99999"), "--serial-port: '99999' is not a TCP port"),
+    (("--en-delay", "-1"), "--en-delay: '-1' is not a delay"),
+    (("--console-log", "/nonexistent-dir/c.log"), "--console-log: directory /nonexistent-dir does not exist"),
+])
+def test_bad_options_are_one_line(tmp_path, args, names):
+    proc = _emu("--chip", "esp32", "--flash-file", str(tmp_path / "x.bin"), *args)
+    assert proc.returncode == 2 and names in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_hil_prints_its_version():
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "--version"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0 and proc.stdout.startswith("hil (esp-ota-hil) "), proc.stdout
+
+
 def test_control_client_names_a_dead_endpoint():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
