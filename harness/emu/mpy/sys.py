@@ -23,40 +23,55 @@ ps1 = ">>> "
 ps2 = "... "
 
 
-class _Console(io.IOBase):
-    # sys.stdin: the board's UART (not the interpreter process's own stdin); .buffer gives bytes.
-    text = True
+def _console_read(n):
+    out = b""
+    while n < 0 or len(out) < n:
+        buf = bytearray(256 if n < 0 else min(256, n - len(out)))
+        got = _hil.call_into("console_read", buf, len(buf))
+        out += buf[:got]
+        if n < 0:
+            break
+    return out
 
+
+def _console_line():
+    line = b""
+    one = bytearray(1)
+    while not line.endswith(b"\n"):
+        _hil.call_into("console_read", one, 1)
+        line += one
+    return line
+
+
+class _ConsoleBytes(io.IOBase):
+    # sys.stdin.buffer: the board's UART (not the interpreter process's own stdin), as bytes.
     def ioctl(self, request, arg):
         if request == 3:  # MP_STREAM_POLL: POLLIN when the console has input
             return arg & 1 if _hil.call("console_pending") else 0
         return 0
+
     def read(self, n=-1):
-        out = b""
-        while n < 0 or len(out) < n:
-            buf = bytearray(256 if n < 0 else min(256, n - len(out)))
-            got = _hil.call_into("console_read", buf, len(buf))
-            out += buf[:got]
-            if n < 0:
-                break
-        return out.decode() if self.text else out
+        return _console_read(n)
 
     def readinto(self, buf, nbytes=None):
         n = len(buf) if nbytes is None else min(nbytes, len(buf))
         return _hil.call_into("console_read", buf, n)
 
     def readline(self):
-        line = b""
-        one = bytearray(1)
-        while not line.endswith(b"\n"):
-            _hil.call_into("console_read", one, 1)
-            line += one
-        return line.decode() if self.text else line
+        return _console_line()
+
+
+class _Console(_ConsoleBytes):
+    # sys.stdin: the same, as text.
+    def read(self, n=-1):
+        return _console_read(n).decode()
+
+    def readline(self):
+        return _console_line().decode()
 
 
 stdin = _Console()
-stdin.buffer = _Console()
-stdin.buffer.text = False
+stdin.buffer = _ConsoleBytes()
 
 
 def input(prompt=None):
