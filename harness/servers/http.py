@@ -11,9 +11,11 @@ with a per-run CA (:mod:`harness.servers.tls`).
 Response bodies go through :class:`~harness.servers.faults.FaultyStream`, with the plan
 set for the path or, failing that, for the server. A malformed request is answered
 with the status :mod:`http.server` chooses (400/414/501), logged, and the server keeps
-serving; so does a ``Range`` header it cannot use (it gets the whole body, and the record
-says why). Each request leaves one record in ``server.log``: peer, request line, range,
-status, announced length, payload bytes sent, outcome and the fault applied.
+serving. A ``Range`` header gets 206 for one satisfiable range, 416 for one that starts
+beyond the end, 400 when it is malformed, and the whole body (200, the record says why)
+for another unit or several ranges: :func:`parse_range` has the rules. Each request
+leaves one record in ``server.log``: peer, request line, range, status, announced
+length, payload bytes sent, outcome and the fault applied.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import json
 import mimetypes
 import os
+import re
 import socket
 import ssl
 import time
@@ -85,55 +88,92 @@ class RangeNotSatisfiable(Exception):
     """The Range header asks for bytes the body does not have (-> 416)."""
 
 
+class MalformedRange(Exception):
+    """A Range header that is not valid syntax, or a position no client can mean (-> 400); the message says why."""
+
+
 class UnusableRange(Exception):
-    """A Range header the server ignores (-> 200 with the whole body); the message says why."""
+    """A valid Range header the server ignores (-> 200 with the whole body); the message says why."""
 
 
-def _is_digits(text: str) -> bool:
-    # RFC 9110's DIGIT is ASCII 0-9 only (str.isdigit() also takes "²" and other scripts' digits).
-    return text.isascii() and text.isdigit()
+#: the most digits a byte position may have: 2**64 - 1 has 20, and no client counts further
+MAX_POSITION_DIGITS = 20
+_RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)")  # [0-9] is ASCII only: RFC 9110's DIGIT, not "²"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def _byte_number(digits: str) -> int:
-    """A byte position of any length (Python's int() refuses more than 4,300 digits): one past
-    any body's size stands for all the longer ones."""
-    digits = digits.lstrip("0") or "0"
-    return int(digits) if len(digits) <= 18 else 10**18
+def _quoted(text: str, limit: int = 40) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+def _position(digits: str, spec: str) -> int | None:
+    if not digits:
+        return None
+    if len(digits) > MAX_POSITION_DIGITS:
+        raise MalformedRange(f"range {_quoted(spec)} has a position of {len(digits)} digits "
+                             f"(at most {MAX_POSITION_DIGITS})")
+    return int(digits)
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:
-    """Decode a single-range ``Range`` header (RFC 9110 section 14).
+    """Decode the ``Range`` header of a request for a ``size``-byte body (RFC 9110 section 14).
 
-    ``None`` means there is no header. A unit other than ``bytes``, a syntactically
-    invalid value or several ranges raise :class:`UnusableRange`: RFC 9110 lets a server
-    answer those with the whole body, and ESP devices only ever ask for one range.
-    Raises :class:`RangeNotSatisfiable` when the range starts at or beyond the end.
+    * ``None``: there is no header.
+    * A :class:`ByteRange` for one satisfiable range: ``bytes=a-b``, ``bytes=a-``, ``bytes=-n``
+      (a ``b`` beyond the end is clipped to it) -> 206.
+    * :class:`RangeNotSatisfiable` for one well-formed range that selects nothing: it starts at or
+      beyond the end, or is the suffix ``-0`` -> 416 with ``Content-Range: bytes */size``.
+    * :class:`MalformedRange` when the value is not a ranges-specifier: no ``=``, a unit that is
+      not a token, an empty range set, a range without positions, characters other than ASCII
+      digits (a superscript two is a digit to ``str.isdigit()``, not to HTTP), a position of
+      more than :data:`MAX_POSITION_DIGITS` digits, or one that ends before it starts -> 400
+      (RFC 9110 section 14.2 lets a server reject an invalid ranges-specifier; a device that
+      sends one has a bug a scenario should see, not a 200 it cannot tell from a server that
+      ignores Range).
+    * :class:`UnusableRange` for valid headers the server ignores and answers with the whole
+      body (200): a unit other than ``bytes``, which RFC 9110 says a server MUST ignore, and
+      several ranges (``bytes=0-1,5-6``), which it MAY ignore. Devices ask for one range only
+      (the agent resumes with ``bytes=N-``), so the server never builds multipart bodies.
+      Each range of such a list is still checked, and a malformed one is a 400.
     """
-    if not header:
+    if header is None:
         return None
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes":
-        raise UnusableRange(f"unit {unit.strip()!r} is not 'bytes'")
-    if "," in spec:
+    value = header.strip(" \t")
+    unit, equals, range_set = value.partition("=")
+    if not equals:
+        raise MalformedRange(f"{_quoted(value)} is not unit=ranges")
+    if not _TOKEN.fullmatch(unit):
+        raise MalformedRange(f"range unit {_quoted(unit)} is not a token")
+    # a list may hold empty elements ("0-1, ,"), which a recipient skips (RFC 9110 section 5.6.1.2)
+    specs = [item.strip(" \t") for item in range_set.split(",")]
+    specs = [spec for spec in specs if spec]
+    if not specs:
+        raise MalformedRange(f"no range in {_quoted(value)}")
+    ranges: list[tuple[int | None, int | None]] = []
+    for spec in specs:
+        match = _RANGE_SPEC.fullmatch(spec)
+        if match is None:
+            raise MalformedRange(f"malformed range {_quoted(spec)} (expected first-last, first- or -suffix "
+                                 f"in ASCII digits)")
+        first, last = _position(match.group(1), spec), _position(match.group(2), spec)
+        if first is None and last is None:
+            raise MalformedRange(f"malformed range {_quoted(spec)}: no position")
+        if first is not None and last is not None and last < first:
+            raise MalformedRange(f"range ends before it starts: {_quoted(spec)}")
+        ranges.append((first, last))
+    if unit.lower() != "bytes":
+        raise UnusableRange(f"unit {unit!r} is not 'bytes'")
+    if len(ranges) > 1:
         raise UnusableRange("multiple ranges are not supported")
-    first_s, dash, last_s = spec.strip().partition("-")
-    first_s, last_s = first_s.strip(), last_s.strip()
-    if not dash or (first_s and not _is_digits(first_s)) or (last_s and not _is_digits(last_s)):
-        raise UnusableRange(f"malformed range {spec.strip()!r}")
-    if not first_s:
-        if not last_s:
-            raise UnusableRange("empty range")
-        suffix = _byte_number(last_s)
-        if suffix == 0 or size == 0:
+    first, last = ranges[0]
+    if first is None:  # a suffix: the last ``last`` bytes
+        assert last is not None
+        if last == 0 or size == 0:
             raise RangeNotSatisfiable(header)
-        return ByteRange(max(0, size - suffix), size - 1, size)
-    first = _byte_number(first_s)
-    last = _byte_number(last_s) if last_s else size - 1
-    if last_s and last < first:
-        raise UnusableRange(f"range ends before it starts: {spec.strip()!r}")
+        return ByteRange(max(0, size - last), size - 1, size)
     if first >= size:
         raise RangeNotSatisfiable(header)
-    return ByteRange(first, min(last, size - 1), size)
+    return ByteRange(first, size - 1 if last is None else min(last, size - 1), size)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -375,12 +415,16 @@ class HttpServer(TcpServerBase):
             h.end_headers()
             finish(416, outcome="unsatisfiable")
             return
+        except MalformedRange as exc:
+            self._send_simple(h, 400, f"bad Range header: {exc}\n".encode(), head)
+            finish(400, outcome="malformed", range_error=str(exc))
+            return
         self._send_blob(h, head, blob, data, byte_range, etag, rec, finish)
 
     def _pick_range(self, h: _Handler, size: int, etag: str | None, rec: dict[str, Any]) -> ByteRange | None:
         """The range to serve, or None for the whole body (noting in ``rec`` why a Range was ignored)."""
         header = h.headers.get("Range")
-        if not header:
+        if header is None:
             return None
         if self.ignore_range:
             rec["range_ignored"] = "server ignores Range"
@@ -489,5 +533,5 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
 
 
-__all__ = ["Blob", "ByteRange", "HealthState", "HttpServer", "RangeNotSatisfiable", "Redirect", "UnusableRange",
-           "parse_range"]
+__all__ = ["Blob", "ByteRange", "HealthState", "HttpServer", "MalformedRange", "RangeNotSatisfiable", "Redirect",
+           "UnusableRange", "parse_range"]

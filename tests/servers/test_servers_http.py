@@ -15,7 +15,7 @@ import pytest
 from ota_clients import WAIT, fetch_http, make_image
 
 from harness.servers import WRONG_HOST, FaultPlan, HttpServer, TlsMaterial, parse_range
-from harness.servers.http import ByteRange, RangeNotSatisfiable, UnusableRange
+from harness.servers.http import ByteRange, MalformedRange, RangeNotSatisfiable, UnusableRange
 
 IMAGE = make_image(20_000, seed=2)
 
@@ -106,42 +106,88 @@ def test_range_beyond_the_end_gets_416(server):
 
 
 @pytest.mark.parametrize("header, why", [
-    ("bytes=abc-", "malformed range"),
-    ("items=0-1", "unit 'items' is not 'bytes'"),
-    ("bytes=0-1,5-6", "multiple ranges are not supported"),
-    ("bytes=5-3", "range ends before it starts"),
-    ("bytes=\u00b2-", "malformed range"),  # a superscript two is a digit to str.isdigit(), not to HTTP
+    ("bytes=abc-", "malformed range 'abc-'"),
+    ("bytes=\u00b2-", "malformed range '\u00b2-'"),  # a superscript two is a digit to str.isdigit(), not to HTTP
+    ("bytes=1" + "\u0662".encode().decode("latin-1") + "-", "malformed range"),  # an Arabic-Indic two in UTF-8
+    ("bytes=5-3", "range ends before it starts: '5-3'"),
+    ("bytes=-", "malformed range '-': no position"),
+    ("bytes=", "no range in 'bytes='"),
+    ("bytes=,", "no range in 'bytes=,'"),
+    ("bytes", "'bytes' is not unit=ranges"),
+    ("bytes 0-1", "'bytes 0-1' is not unit=ranges"),
+    ("by tes=0-1", "range unit 'by tes' is not a token"),
+    ("bytes=0 - 1", "malformed range '0 - 1'"),
+    ("bytes=0-1,x-", "malformed range 'x-'"),  # each range of a list is checked, even one that is ignored
+    ("bytes=0x10-", "malformed range '0x10-'"),
+    ("bytes=+5-", "malformed range '+5-'"),
+    ("", "'' is not unit=ranges"),
+    ("bytes=" + "9" * 21 + "-", "has a position of 21 digits (at most 20)"),
+    ("bytes=0-" + "9" * 5000, "has a position of 5000 digits (at most 20)"),
+    ("bytes=" + "0" * 5000 + "2-", "has a position of 5001 digits (at most 20)"),
 ])
-def test_unusable_range_gets_the_whole_body_and_is_logged(server, header, why):
+def test_a_malformed_range_gets_400_and_is_logged(server, header, why):
+    resp, body = request(server, "GET", "/fw.bin", {"Range": header})
+    assert resp.status == 400, body[:100]
+    assert body.startswith(b"bad Range header: ") and why.encode() in body
+    record = server.wait_requests(1)[-1]
+    assert (record["status"], record["outcome"], record["bytes_sent"]) == (400, "malformed", 0)
+    assert why in record["range_error"]
+    resp, body = request(server, "GET", "/fw.bin")  # and the server carries on
+    assert (resp.status, body) == (200, IMAGE)
+
+
+@pytest.mark.parametrize("header", ["bytes=20000-", "bytes=20000-20001", "bytes=" + "9" * 20 + "-", "bytes=-0"])
+def test_an_unsatisfiable_range_gets_416(server, header):
+    resp, body = request(server, "GET", "/fw.bin", {"Range": header})
+    assert (resp.status, body) == (416, b"")
+    assert resp.headers["Content-Range"] == f"bytes */{len(IMAGE)}"
+
+
+@pytest.mark.parametrize("header, why", [
+    ("items=0-1", "unit 'items' is not 'bytes'"),  # RFC 9110: a server MUST ignore a unit it does not know
+    ("bytes=0-1,5-6", "multiple ranges are not supported"),  # and MAY ignore a multi-range request
+    ("bytes=0-1, 30000-", "multiple ranges are not supported"),
+])
+def test_another_unit_or_several_ranges_get_the_whole_body_and_are_logged(server, header, why):
     resp, body = request(server, "GET", "/fw.bin", {"Range": header})
     assert (resp.status, body) == (200, IMAGE)
+    assert "Content-Range" not in resp.headers
     assert why in server.wait_requests(1)[-1]["range_ignored"]
+
+
+def test_empty_list_elements_are_skipped(server):
+    resp, body = request(server, "GET", "/fw.bin", {"Range": "bytes= ,100-199,"})
+    assert (resp.status, body) == (206, IMAGE[100:200])
 
 
 def test_parse_range():
     assert parse_range(None, 10) is None
     assert parse_range("bytes=2-", 10) == ByteRange(2, 9, 10)
+    assert parse_range("BYTES=2-4", 10) == ByteRange(2, 4, 10)  # the unit is case-insensitive
     assert parse_range("bytes=-3", 10).content_range == "bytes 7-9/10"
-    with pytest.raises(RangeNotSatisfiable):
-        parse_range("bytes=10-", 10)
-    with pytest.raises(RangeNotSatisfiable):
-        parse_range("bytes=-0", 10)
+    assert parse_range("bytes=-30", 10) == ByteRange(0, 9, 10)
+    assert parse_range("bytes=0-0", 10) == ByteRange(0, 0, 10)
+    for unsatisfiable in ("bytes=10-", "bytes=-0", "bytes=-1"):
+        with pytest.raises(RangeNotSatisfiable):
+            parse_range(unsatisfiable, 10 if unsatisfiable != "bytes=-1" else 0)
+    for malformed in ("bytes=-", "bytes=3-2", "bytes=a", "=0-1", "bytes=1-2-3"):
+        with pytest.raises(MalformedRange):
+            parse_range(malformed, 10)
     with pytest.raises(UnusableRange):
-        parse_range("bytes=-", 10)
-    # Numbers longer than Python's int() takes (4,300 digits), and leading zeros.
-    huge = "9" * 5000
+        parse_range("bytes=0-1,3-4", 10)
+    # the longest position a client can mean, 2**64 - 1, and leading zeros within 20 digits
+    assert parse_range(f"bytes=0-{2**64 - 1}", 10) == ByteRange(0, 9, 10)
+    assert parse_range(f"bytes=-{2**64 - 1}", 10) == ByteRange(0, 9, 10)
+    assert parse_range("bytes=" + "0" * 19 + "2-", 10) == ByteRange(2, 9, 10)
     with pytest.raises(RangeNotSatisfiable):
-        parse_range(f"bytes={huge}-", 10)
-    assert parse_range(f"bytes=0-{huge}", 10) == ByteRange(0, 9, 10)
-    assert parse_range(f"bytes=-{huge}", 10) == ByteRange(0, 9, 10)
-    assert parse_range("bytes=" + "0" * 5000 + "2-", 10) == ByteRange(2, 9, 10)
+        parse_range(f"bytes={2**64 - 1}-", 10)
 
 
-def test_a_range_of_thousands_of_digits_is_answered(server):
-    resp, body = request(server, "GET", "/fw.bin", {"Range": "bytes=" + "9" * 5000 + "-"})
-    assert (resp.status, body) == (416, b"")
-    resp, body = request(server, "GET", "/fw.bin", {"Range": "bytes=0-" + "9" * 5000})
-    assert (resp.status, body) == (206, IMAGE)
+def test_the_agents_resume_range_is_served(server):
+    """The agent (device_fw/micropython/lib/otahttp.py) resumes with ``bytes=N-`` for 0 < N < size."""
+    for done in (1, 12345, len(IMAGE) - 1):
+        resp, body = request(server, "GET", "/fw.bin", {"Range": "bytes=%d-" % done})
+        assert (resp.status, body) == (206, IMAGE[done:])
 
 
 def test_server_that_ignores_range(http_server):
