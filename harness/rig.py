@@ -14,7 +14,13 @@ Scalars are read as in YAML 1.2 (``true``/``false``, ``null``, decimal and
 ``0x`` numbers; other words stay text): YAML 1.1 would turn a serial number
 ``0001`` into 1, a MAC address of digits into a base-60 number and ``no`` into
 false. Anchors, aliases and
-``<<`` merges work, so boards on one relay board can share its options.
+``<<`` merges work, so boards on one relay board can share its options; a file that
+expands past :data:`MAX_NODES` values (an alias bomb) or nests deeper than
+:data:`MAX_DEPTH` levels is refused, naming the line where it does.
+
+:func:`load_rig` checks that the baseline files exist, can be read, fit the flash and do
+not overlap, as a run needs; ``hil rig check`` loads with ``check_files=False`` and
+reports those problems in its table, next to the checks of the boards.
 """
 
 from __future__ import annotations
@@ -72,6 +78,10 @@ _MAC = re.compile(r"[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}")
 _BY_ID_DIR = "/dev/serial/by-id/"
 #: where ``host: auto`` looks for a route when no board sits behind a network port; nothing is sent there
 _ROUTE_PROBE = "8.8.8.8"
+#: a rig is a few dozen values: more than this after expanding aliases is an alias bomb
+MAX_NODES = 10_000
+#: a rig nests about five levels deep; PyYAML's composer recurses once per level
+MAX_DEPTH = 64
 
 
 class RigError(ValueError):
@@ -96,10 +106,17 @@ class PowerSpec:
 
 @dataclass(frozen=True)
 class BaselinePart:
-    """One image file of a baseline and the flash offset it is written to."""
+    """One image file of a baseline and the flash offset it is written to.
+
+    ``key`` and ``line`` say where the rig file gives the part, ``file_line`` where its ``file:``
+    is, for messages about it.
+    """
 
     offset: int
     path: Path
+    key: str = field(default="", compare=False, repr=False)
+    line: int = field(default=0, compare=False, repr=False)
+    file_line: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,11 +130,14 @@ class MqttSpec:
 
 @dataclass(frozen=True)
 class WifiEnv:
-    """The names of the environment variables holding the Wi-Fi credentials, and where the rig gives them."""
+    """The names of the environment variables holding the Wi-Fi credentials, and where the rig gives them
+    (``line``: the ``wifi:`` key; ``ssid_line``, ``key_line``: each variable's name)."""
 
     ssid_env: str
     key_env: str
     line: int
+    ssid_line: int = 0
+    key_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,17 +187,33 @@ class Rig:
     def wifi(self) -> tuple[str, str]:
         """``(ssid, key)`` for the boards to join.
 
-        An unset variable is an error only in a rig with real boards: virtual boards share the harness's
-        network and get empty strings.
+        An unset variable (or an empty network name) is an error only in a rig with real boards: virtual
+        boards share the harness's network and get empty strings. The :class:`RigError` is one line naming
+        the rig file, the line of the variable's name and the variable.
         """
-        real = [board.name for board in self.boards if not board.virtual]
-        if real and self.wifi_env is not None:
-            for option, variable, value in (("ssid_env", self.wifi_env.ssid_env, self.wifi_ssid),
-                                            ("key_env", self.wifi_env.key_env, self.wifi_key)):
-                if value is None:
-                    raise RigError(f"{_shown(self.path)}:{self.wifi_env.line}: wifi.{option}: environment variable "
-                                   f"{variable} is not set (boards {', '.join(real)} join Wi-Fi with it)")
+        problems = self.wifi_problems()
+        if problems:
+            line, key, problem = problems[0]
+            raise RigError(f"{_shown(self.path)}:{line}: {key}: {problem}")
         return self.wifi_ssid or "", self.wifi_key or ""
+
+    def wifi_problems(self, boards: Sequence[BoardSpec] | None = None) -> list[tuple[int, str, str]]:
+        """``(line, key, problem)`` for each Wi-Fi variable that ``boards`` (all the rig's) cannot do without."""
+        real = [board.name for board in (self.boards if boards is None else boards) if not board.virtual]
+        env = self.wifi_env
+        if not real or env is None:
+            return []
+        who = f"board{'s' if len(real) > 1 else ''} {', '.join(real)} join{'' if len(real) > 1 else 's'} Wi-Fi with it"
+        problems = []
+        for option, variable, value, line in (("ssid_env", env.ssid_env, self.wifi_ssid, env.ssid_line),
+                                              ("key_env", env.key_env, self.wifi_key, env.key_line)):
+            if value is None:
+                problems.append((line or env.line, f"wifi.{option}", f"environment variable {variable} is not set "
+                                                                     f"({who})"))
+            elif option == "ssid_env" and not value:
+                problems.append((line or env.line, f"wifi.{option}", f"environment variable {variable} is empty "
+                                                                     f"({who})"))
+        return problems
 
 
 def rigs_dir() -> Path:
@@ -185,19 +221,65 @@ def rigs_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "rigs"
 
 
-def load_rig(name_or_path: str) -> Rig:
-    """The rig ``name_or_path``: a bare name is a file in :func:`rigs_dir`, anything else a path."""
+def load_rig(name_or_path: str, *, check_files: bool = True) -> Rig:
+    """The rig ``name_or_path``: a bare name is a file in :func:`rigs_dir`, anything else a path.
+
+    ``check_files``: the baseline files must exist, be readable, fit the flash and not overlap (what a run
+    needs before it starts); without it only their names and offsets are checked, and
+    :func:`baseline_file_problems` tells what is wrong with the files.
+    """
     path = _locate(name_or_path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise RigError(f"{_shown(path)}: no such rig file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise RigError(f"{_shown(path)}: cannot read the rig file: {e}") from None
+    except OSError as e:
+        raise RigError(f"{_shown(path)}: cannot read the rig file: {e.strerror or e}") from None
     try:
-        return _rig(_parse_yaml(text), path)
+        rig = _rig(_parse_yaml(_decode(data)), path)
+        if check_files:
+            for board in rig.boards:
+                problems = baseline_file_problems(board)
+                if problems:
+                    raise _Invalid(*problems[0])
+        return rig
     except _Invalid as e:
         raise RigError(f"{_shown(path)}:{e}") from None
+
+
+def baseline_file_problems(board: BoardSpec) -> list[tuple[int, str, str]]:
+    """``(line, key, problem)`` for each baseline file of ``board`` that is missing, cannot be read, does not
+    fit the flash or overlaps an earlier one, in file order (none for the built-in baseline)."""
+    if isinstance(board.baseline, str):
+        return []
+    problems: list[tuple[int, str, str]] = []
+    placed: list[tuple[BaselinePart, int]] = []
+    for part in board.baseline:
+        file_key = f"{part.key}.file"
+        if not part.path.exists():
+            problems.append((part.file_line, file_key, f"file not found: {_shown(part.path)}"))
+            continue
+        if not part.path.is_file():
+            problems.append((part.file_line, file_key, f"not a file: {_shown(part.path)}"))
+            continue
+        try:
+            with part.path.open("rb"):
+                size = part.path.stat().st_size
+        except OSError as e:
+            problems.append((part.file_line, file_key, f"cannot read {_shown(part.path)}: {e.strerror or e}"))
+            continue
+        end = part.offset + size
+        if end > board.flash_size:
+            problems.append((part.file_line, file_key, f"{_shown(part.path)} at 0x{part.offset:x} ends at "
+                                                        f"0x{end:x}, beyond the {format_size(board.flash_size)} flash"))
+            continue
+        for other, other_end in placed:
+            if part.offset < other_end and other.offset < end:
+                problems.append((part.line, part.key, f"0x{part.offset:x}..0x{end:x} overlaps {other.key} "
+                                                      f"(0x{other.offset:x}..0x{other_end:x})"))
+                break
+        placed.append((part, end))
+    return problems
 
 
 def _locate(name_or_path: str) -> Path:
@@ -222,6 +304,17 @@ def _shown(path: Path) -> str:
 # -- YAML with line numbers -------------------------------------------------------------------------------------
 
 
+def _decode(data: bytes) -> str:
+    """The file as text; a byte that is not UTF-8 is named by line, column and offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        line = data.count(b"\n", 0, e.start) + 1
+        raise _Invalid(line, None, f"not UTF-8: byte 0x{data[e.start]:02x} at column {e.start - line_start + 1} "
+                                   f"(byte {e.start} of the file): {e.reason}") from None
+
+
 class _Invalid(Exception):
     """A problem at a line of the file; :func:`load_rig` puts the file name in front."""
 
@@ -230,7 +323,18 @@ class _Invalid(Exception):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    """PyYAML's safe loader with YAML 1.2 scalars, refusing nesting its recursive composer cannot take."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Invalid(self.peek_event().start_mark.line + 1, None, f"nesting deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {}
@@ -261,7 +365,7 @@ def _parse_yaml(text: str) -> _Node | None:
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
-            return None if node is None else _convert(loader, node, "", node.start_mark.line + 1)
+            return None if node is None else _convert(loader, node, "", node.start_mark.line + 1, _Budget())
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as e:
@@ -275,9 +379,24 @@ def _parse_yaml(text: str) -> _Node | None:
         raise _Invalid(text.count("\n", 0, e.position) + 1, None, f"not valid YAML: {e.reason}") from None
 
 
-def _convert(loader: _Loader, node: yaml.Node, path: str, line: int) -> _Node:
+class _Budget:
+    """What is left of :data:`MAX_NODES` as aliases are expanded: a node reached through N aliases counts N times."""
+
+    def __init__(self) -> None:
+        self.nodes = 0
+
+    def spend(self, line: int, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Invalid(line, None, f"rig expands past {MAX_NODES} values (aliases?)")
+        if depth > MAX_DEPTH:  # only an alias of an enclosing node gets here: the composer limits the rest
+            raise _Invalid(line, None, f"nesting deeper than {MAX_DEPTH} levels (an alias inside its own anchor?)")
+
+
+def _convert(loader: _Loader, node: yaml.Node, path: str, line: int, budget: _Budget, depth: int = 1) -> _Node:
+    budget.spend(line, depth)
     if isinstance(node, yaml.SequenceNode):
-        return _Node(path, line, [_convert(loader, item, f"{path}[{i}]", item.start_mark.line + 1)
+        return _Node(path, line, [_convert(loader, item, f"{path}[{i}]", item.start_mark.line + 1, budget, depth + 1)
                                   for i, item in enumerate(node.value)])
     if isinstance(node, yaml.ScalarNode):
         try:
@@ -292,7 +411,7 @@ def _convert(loader: _Loader, node: yaml.Node, path: str, line: int) -> _Node:
         if key_node.tag == _MERGE:
             sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             for source in reversed(sources):  # the first mapping named wins, as in YAML's merge rule
-                part = _convert(loader, source, path, key_line)
+                part = _convert(loader, source, path, key_line, budget, depth + 1)
                 if not isinstance(part.value, dict):
                     raise _Invalid(key_line, path, "<< merges mappings only")
                 merged.update(part.value)
@@ -303,7 +422,7 @@ def _convert(loader: _Loader, node: yaml.Node, path: str, line: int) -> _Node:
         child = _join(path, key)
         if key in own:
             raise _Invalid(key_line, child, f"duplicate key (first given on line {own[key].line})")
-        own[key] = _convert(loader, value_node, child, key_line)
+        own[key] = _convert(loader, value_node, child, key_line, budget, depth + 1)
     return _Node(path, line, {**merged, **own})
 
 
@@ -463,7 +582,7 @@ def _wifi(node: _Node) -> WifiEnv:
     ssid_env = _matching(_required(node, fields, "ssid_env", "the variable holding the network name"), _ENV_NAME,
                          what)
     key_env = _matching(_required(node, fields, "key_env", "the variable holding the key"), _ENV_NAME, what)
-    return WifiEnv(ssid_env, key_env, node.line)
+    return WifiEnv(ssid_env, key_env, node.line, fields["ssid_env"].line, fields["key_env"].line)
 
 
 def _mqtt(node: _Node) -> MqttSpec:
@@ -589,26 +708,18 @@ def _baseline(node: _Node, flash_size: int, virtual: bool, rig_dir: Path) -> str
         return MICROPYTHON_BASELINE
     if not isinstance(node.value, list) or not node.value:
         raise _expected(node, "micropython or a list of {offset, file}")
-    parts: list[tuple[BaselinePart, int, _Node]] = []
+    parts: list[BaselinePart] = []
     for item in node.value:
         fields = _fields(item, _PART_KEYS, "a mapping with offset and file")
         offset_node = _required(item, fields, "offset", "where the file goes in flash, e.g. 0x1000")
         offset = _offset(offset_node)
+        if offset >= flash_size:
+            raise _Invalid(offset_node.line, offset_node.path,
+                           f"0x{offset:x} is beyond the {format_size(flash_size)} flash")
         file_node = _required(item, fields, "file", "the image file, relative to the rig file")
-        path = rig_dir / _text(file_node)
-        if not path.is_file():
-            raise _Invalid(file_node.line, file_node.path, f"file not found: {_shown(path)}")
-        end = offset + path.stat().st_size
-        if end > flash_size:
-            raise _Invalid(file_node.line, file_node.path,
-                           f"{_shown(path)} at 0x{offset:x} ends at 0x{end:x}, beyond the "
-                           f"{format_size(flash_size)} flash")
-        for other, other_end, other_node in parts:
-            if offset < other_end and other.offset < end:
-                raise _Invalid(item.line, item.path, f"0x{offset:x}..0x{end:x} overlaps {other_node.path} "
-                                                     f"(0x{other.offset:x}..0x{other_end:x})")
-        parts.append((BaselinePart(offset, path), end, item))
-    return [part for part, _, _ in parts]
+        # whether the file is there and fits is baseline_file_problems's question (load_rig(check_files=True))
+        parts.append(BaselinePart(offset, rig_dir / _text(file_node), item.path, item.line, file_node.line))
+    return parts
 
 
 def _offset(node: _Node) -> int:

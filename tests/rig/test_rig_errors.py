@@ -195,6 +195,10 @@ CASES = [
                                                                    "      - offset: 0xff000\n"
                                                                    "        file: fw.bin   # <-"),
      "boards[0].baseline[0].file", "fw.bin at 0xff000 ends at 0x101000, beyond the 1MB flash"),
+    ("baseline offset beyond the flash", HEAD + real(chip="esp8266", baseline="flash_size: 1MB\n    baseline:\n"
+                                                                            "      - offset: 0x100000   # <-\n"
+                                                                            "        file: fw.bin"),
+     "boards[0].baseline[0].offset", "0x100000 is beyond the 1MB flash"),
     ("baseline parts overlap", HEAD + real(baseline="baseline:\n      - {offset: 0x1000, file: fw.bin}\n"
                                                     "      - {offset: 0x2000, file: fw.bin}   # <-"),
      "boards[0].baseline[1]", "0x2000..0x4000 overlaps boards[0].baseline[0] (0x1000..0x3000)"),

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 import harness.rig as rig_module
-from harness.rig import BaselinePart, MqttSpec, PortSpec, PowerSpec, RigError, load_rig, rigs_dir
+from harness.rig import (
+    BaselinePart,
+    MqttSpec,
+    PortSpec,
+    PowerSpec,
+    RigError,
+    baseline_file_problems,
+    load_rig,
+    rigs_dir,
+)
 
 BENCH1_FILES = ("firmware/ESP32_GENERIC-OTA-20251209-v1.27.0.bin", "firmware/ESP8266_GENERIC-20251209-v1.27.0.bin")
 
@@ -66,6 +75,51 @@ def test_bench1_without_its_firmware_names_the_missing_file(bench1):
                                  f"firmware/ESP32_GENERIC-OTA-20251209-v1.27.0.bin")
 
 
+def test_bench1_without_its_firmware_loads_for_the_rig_check(bench1):
+    """``hil rig check`` reports missing files in its table, next to the relay and port checks."""
+    rig = load_rig("bench1.yaml", check_files=False)
+    esp32, esp8266 = rig.boards
+    assert esp32.baseline == [BaselinePart(0x1000, bench1.parent / BENCH1_FILES[0])]
+    assert baseline_file_problems(esp32) == [
+        (line_of(bench1, "file: firmware/ESP32_GENERIC-OTA"), "boards[0].baseline[0].file",
+         f"file not found: {BENCH1_FILES[0]}")]
+    assert baseline_file_problems(esp8266) == [
+        (line_of(bench1, "file: firmware/ESP8266_GENERIC"), "boards[1].baseline[0].file",
+         f"file not found: {BENCH1_FILES[1]}")]
+    assert baseline_file_problems(load_rig("emu").boards[0]) == []
+
+
+def test_baseline_file_problems_lists_every_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "big.bin").write_bytes(bytes(0x3000))
+    (tmp_path / "small.bin").write_bytes(bytes(0x1000))
+    (tmp_path / "dir.bin").mkdir()
+    rig = load_rig(str(write(tmp_path, """\
+        host: auto
+        wifi: {ssid_env: S, key_env: K}
+        boards:
+          - name: a
+            chip: esp8266
+            flash_size: 1MB
+            port: {path: /dev/ttyUSB0}
+            power: {kind: lcus, port: /dev/ttyUSB3, channel: 1}
+            baseline:
+              - {offset: 0x0, file: big.bin}
+              - {offset: 0x2000, file: small.bin}
+              - {offset: 0x10000, file: gone.bin}
+              - {offset: 0x20000, file: dir.bin}
+              - {offset: 0xff000, file: big.bin}
+    """)), check_files=False)
+    assert baseline_file_problems(rig.boards[0]) == [
+        (11, "boards[0].baseline[1]", "0x2000..0x3000 overlaps boards[0].baseline[0] (0x0..0x3000)"),
+        (12, "boards[0].baseline[2].file", "file not found: gone.bin"),
+        (13, "boards[0].baseline[3].file", "not a file: dir.bin"),
+        (14, "boards[0].baseline[4].file", "big.bin at 0xff000 ends at 0x102000, beyond the 1MB flash"),
+    ]
+    with pytest.raises(RigError, match=r"^rig\.yaml:11: boards\[0\]\.baseline\[1\]: 0x2000\.\.0x3000 overlaps "):
+        load_rig("rig.yaml")
+
+
 def test_bench1_with_its_firmware(bench1):
     rig = load_rig(str(with_firmware(bench1)))
     assert rig.name == "bench1"
@@ -103,8 +157,31 @@ def test_an_unset_variable_is_named_when_real_boards_need_wifi(bench1, monkeypat
     rig = load_rig(str(with_firmware(bench1)))  # loading needs no credentials: listing boards does not
     with pytest.raises(RigError) as caught:
         rig.wifi()
-    assert str(caught.value) == (f"bench1.yaml:{line_of(bench1, 'wifi:')}: wifi.key_env: environment variable "
+    assert str(caught.value) == (f"bench1.yaml:{line_of(bench1, 'key_env:')}: wifi.key_env: environment variable "
                                  f"HIL_WIFI_KEY is not set (boards esp32-devkitc, esp8266-nodemcu join Wi-Fi with it)")
+    assert caught.value.__cause__ is None
+
+
+def test_both_unset_variables_and_an_empty_network_name_are_problems(bench1, monkeypatch):
+    monkeypatch.delenv("HIL_WIFI_SSID", raising=False)
+    monkeypatch.delenv("HIL_WIFI_KEY", raising=False)
+    rig = load_rig(str(with_firmware(bench1)))
+    ssid_line, key_line = line_of(bench1, "ssid_env:"), line_of(bench1, "key_env:")
+    boards = "boards esp32-devkitc, esp8266-nodemcu join Wi-Fi with it"
+    assert rig.wifi_problems() == [
+        (ssid_line, "wifi.ssid_env", f"environment variable HIL_WIFI_SSID is not set ({boards})"),
+        (key_line, "wifi.key_env", f"environment variable HIL_WIFI_KEY is not set ({boards})")]
+    with pytest.raises(RigError, match=rf"^bench1\.yaml:{ssid_line}: wifi\.ssid_env: environment variable "
+                                       rf"HIL_WIFI_SSID is not set"):
+        rig.wifi()
+    # one board of the rig
+    assert rig.wifi_problems(rig.boards[1:])[0][2] == ("environment variable HIL_WIFI_SSID is not set "
+                                                       "(board esp8266-nodemcu joins Wi-Fi with it)")
+    monkeypatch.setenv("HIL_WIFI_SSID", "")
+    monkeypatch.setenv("HIL_WIFI_KEY", "k")
+    rig = load_rig(str(bench1))
+    assert rig.wifi_problems() == [(ssid_line, "wifi.ssid_env", f"environment variable HIL_WIFI_SSID is empty "
+                                                                f"({boards})")]
 
 
 def test_virtual_boards_need_no_wifi(tmp_path, monkeypatch):
