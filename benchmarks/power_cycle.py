@@ -23,50 +23,92 @@ from pathlib import Path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from harness.rig import load_rig  # noqa: E402
+from harness.rig import RigError, load_rig  # noqa: E402
 from harness.scenario import OtaBench, Target  # noqa: E402
 
 
-def measure(bench: OtaBench, board_name: str, cycles: int) -> dict:
-    board = bench.board(board_name)
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def where(spec) -> str:
+    """"virtual" (the emulator's times on this machine, not a chip's) or "real"."""
+    if spec.virtual or (spec.power is not None and spec.power.kind == "virtual"):
+        return "virtual"
+    return "real"
+
+
+def measure(bench: OtaBench, spec, cycles: int, say) -> dict:
+    board = bench.board(spec.name)
+    who = f"{spec.name} ({where(spec)} board)"
+    say(f"  {who}: preparing: baseline firmware, agent, application")
+    t0 = time.monotonic()
     Target(bench, board, board.spec.updates[0]).prepare()
+    say(f"  {who}: prepared in {time.monotonic() - t0:.1f} s")
     seconds = []
-    for _ in range(cycles):
+    for n in range(1, cycles + 1):
         mark = board.console.mark()
         t0 = time.monotonic()
         board.power_cycle()
         board.wait_ready(since=mark)
         seconds.append(time.monotonic() - t0)
+        say(f"  {who}: cycle {n}/{cycles}: power off -> OTA ready in {seconds[-1]:.2f} s")
     return {"cycles": [round(s, 2) for s in seconds], "median_s": round(statistics.median(seconds), 2),
             "max_s": round(max(seconds), 2), "off_time_s": board.power.default_off_time,
-            "switch": f"{type(board.power).__name__} {getattr(board.power, 'port', '')}".strip()}
+            "switch": f"{type(board.power).__name__} {getattr(board.power, 'port', '')}".strip(),
+            "board": where(spec)}
+
+
+def header(rig_name: str, kinds: set[str], cycles: int) -> str:
+    if kinds == {"virtual"}:
+        what = "virtual boards (harness.emu) on this machine: times are of the emulator, not of a chip"
+    elif kinds == {"real"}:
+        what = "real boards"
+    else:
+        what = ("virtual and real boards: the times of the virtual ones (harness.emu, on this machine) are of "
+                "the emulator, not of a chip")
+    return (f"power_cycle: seconds from power off until the agent prints 'OTA ready', {cycles} cycle(s) per board, "
+            f"rig {rig_name}, {what}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rig", default="emu-lcus", help="rig name or file (default emu-lcus)")
     ap.add_argument("--board", action="append", default=[], help="only this board (repeatable)")
-    ap.add_argument("--cycles", type=int, default=5, help="power cycles per board (default 5)")
+    ap.add_argument("--cycles", type=positive, default=5, help="power cycles per board (default 5)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args()
-    rig = load_rig(args.rig)
+    try:
+        rig = load_rig(args.rig)
+        boards = rig.select(args.board)
+    except RigError as e:
+        raise SystemExit(f"power_cycle: {e}") from None
+    # with --json, stdout carries only the JSON object; the progress goes to stderr
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    say(header(rig.name, {where(spec) for spec in boards}, args.cycles))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         bench = OtaBench(rig, Path(tmp))
         try:
-            for spec in rig.select(args.board):
-                results[spec.name] = measure(bench, spec.name, args.cycles)
+            for spec in boards:
+                results[spec.name] = measure(bench, spec, args.cycles, say)
         finally:
             bench.close()
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(results), flush=True)
         return 0
-    print(f"power-off to OTA ready on rig {rig.name}, {args.cycles} cycles per board:")
+    say(f"summary, power-off to OTA ready on rig {rig.name}, {args.cycles} cycle(s) per board:")
     for name, r in results.items():
-        print(f"  {name:10} median {r['median_s']:5.2f} s  max {r['max_s']:5.2f} s  "
-              f"({r['switch']}, off time {r['off_time_s']:g} s; each: {', '.join(f'{s:.2f}' for s in r['cycles'])})")
+        say(f"  {name:10} median {r['median_s']:5.2f} s  max {r['max_s']:5.2f} s  ({r['board']} board; "
+            f"{r['switch']}, off time {r['off_time_s']:g} s; each: {', '.join(f'{s:.2f}' for s in r['cycles'])})")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
