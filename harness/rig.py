@@ -194,25 +194,25 @@ class Rig:
         problems = self.wifi_problems()
         if problems:
             line, key, problem = problems[0]
-            raise RigError(f"{_shown(self.path)}:{line}: {key}: {problem}")
+            real = [board.name for board in self.boards if not board.virtual]
+            who = f"board {real[0]} joins" if len(real) == 1 else f"boards {', '.join(real)} join"
+            raise RigError(f"{_shown(self.path)}:{line}: {key}: environment variable {problem} "
+                           f"({who} Wi-Fi with it)")
         return self.wifi_ssid or "", self.wifi_key or ""
 
     def wifi_problems(self, boards: Sequence[BoardSpec] | None = None) -> list[tuple[int, str, str]]:
-        """``(line, key, problem)`` for each Wi-Fi variable that ``boards`` (all the rig's) cannot do without."""
-        real = [board.name for board in (self.boards if boards is None else boards) if not board.virtual]
+        """``(line, key, "VARIABLE is not set")`` for each Wi-Fi variable that ``boards`` (all the rig's) need
+        and do not have: unset, or an empty network name. Virtual boards need none."""
         env = self.wifi_env
-        if not real or env is None:
+        if env is None or all(board.virtual for board in (self.boards if boards is None else boards)):
             return []
-        who = f"board{'s' if len(real) > 1 else ''} {', '.join(real)} join{'' if len(real) > 1 else 's'} Wi-Fi with it"
         problems = []
         for option, variable, value, line in (("ssid_env", env.ssid_env, self.wifi_ssid, env.ssid_line),
                                               ("key_env", env.key_env, self.wifi_key, env.key_line)):
             if value is None:
-                problems.append((line or env.line, f"wifi.{option}", f"environment variable {variable} is not set "
-                                                                     f"({who})"))
+                problems.append((line or env.line, f"wifi.{option}", f"{variable} is not set"))
             elif option == "ssid_env" and not value:
-                problems.append((line or env.line, f"wifi.{option}", f"environment variable {variable} is empty "
-                                                                     f"({who})"))
+                problems.append((line or env.line, f"wifi.{option}", f"{variable} is empty"))
         return problems
 
 
@@ -293,12 +293,15 @@ def _locate(name_or_path: str) -> Path:
     return path
 
 
-def _shown(path: Path) -> str:
+def shown_path(path: Path) -> str:
     """``rigs/bench1.yaml`` rather than an absolute path when the file is under the working directory."""
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+_shown = shown_path
 
 
 # -- YAML with line numbers -------------------------------------------------------------------------------------
