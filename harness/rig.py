@@ -184,17 +184,19 @@ class Rig:
                 raise RigError(f"{_shown(self.path)}: no board named {name!r} (boards: {', '.join(known)})")
         return [board for board in self.boards if not names or board.name in names]
 
-    def wifi(self) -> tuple[str, str]:
+    def wifi(self, boards: Sequence[BoardSpec] | None = None) -> tuple[str, str]:
         """``(ssid, key)`` for the boards to join.
 
-        An unset variable (or an empty network name) is an error only in a rig with real boards: virtual
-        boards share the harness's network and get empty strings. The :class:`RigError` is one line naming
-        the rig file, the line of the variable's name and the variable.
+        An unset variable (or an empty network name) is an error only for real boards (of ``boards``, by
+        default all the rig's): virtual boards share the harness's network and get empty strings. The
+        :class:`RigError` is one line naming the rig file, the line of the variable's name and the variable,
+        so a run that calls this with its selected boards before it starts stops with that line.
         """
-        problems = self.wifi_problems()
+        boards = self.boards if boards is None else boards
+        problems = self.wifi_problems(boards)
         if problems:
             line, key, problem = problems[0]
-            real = [board.name for board in self.boards if not board.virtual]
+            real = [board.name for board in boards if not board.virtual]
             who = f"board {real[0]} joins" if len(real) == 1 else f"boards {', '.join(real)} join"
             raise RigError(f"{_shown(self.path)}:{line}: {key}: environment variable {problem} "
                            f"({who} Wi-Fi with it)")

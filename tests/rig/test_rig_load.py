@@ -174,6 +174,8 @@ def test_both_unset_variables_and_an_empty_network_name_are_problems(bench1, mon
     assert str(caught.value) == (f"bench1.yaml:{ssid_line}: wifi.ssid_env: environment variable HIL_WIFI_SSID is "
                                  f"not set (boards esp32-devkitc, esp8266-nodemcu join Wi-Fi with it)")
     assert rig.wifi_problems(rig.boards[1:]) == rig.wifi_problems()  # one real board needs them as much
+    with pytest.raises(RigError, match=r"HIL_WIFI_SSID is not set \(board esp8266-nodemcu joins Wi-Fi with it\)$"):
+        rig.wifi(rig.boards[1:])
     monkeypatch.setenv("HIL_WIFI_SSID", "")
     monkeypatch.setenv("HIL_WIFI_KEY", "k")
     rig = load_rig(str(bench1))
@@ -192,6 +194,15 @@ def test_virtual_boards_need_no_wifi(tmp_path, monkeypatch):
         boards: [{name: a, chip: esp32, virtual: true}]
     """)))
     assert rig.wifi() == ("", "")
+
+
+def test_virtual_boards_of_a_rig_with_real_ones_need_no_wifi(bench1, monkeypatch):
+    monkeypatch.delenv("HIL_WIFI_SSID", raising=False)
+    bench1.write_text(bench1.read_text().replace("boards:\n", "boards:\n  - {name: emu, chip: esp32, virtual: true}\n"))
+    rig = load_rig(str(with_firmware(bench1)))
+    assert rig.wifi(rig.select(["emu"])) == ("", "")
+    with pytest.raises(RigError, match=r"HIL_WIFI_SSID is not set \(boards esp32-devkitc, esp8266-nodemcu join"):
+        rig.wifi()
 
 
 def test_select_keeps_rig_order_and_names_unknown_boards(monkeypatch):
