@@ -16,13 +16,21 @@ PY="$VENV/bin/python"
 
 setup() {
     if [ ! -x "$PY" ]; then
+        echo "run.sh: creating the virtual environment $VENV" >&2
         python3 -m venv "$VENV"
     fi
-    # Reinstall only when the dependency list changed.
+    # Reinstall only when the dependency list changed. pip's own output goes to a log that is
+    # shown only when the install fails.
     local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
     if [ ! -f "$stamp" ]; then
-        "$PY" -m pip install --quiet --upgrade pip
-        "$PY" -m pip install --quiet -e '.[test]'
+        local log="$VENV/install.log"
+        echo "run.sh: installing esp-ota-hil with its dependencies and test tools into $VENV (pyproject.toml" \
+             "changed or first run; log: $log)" >&2
+        if ! { "$PY" -m pip install --upgrade pip && "$PY" -m pip install -e '.[test]'; } >"$log" 2>&1; then
+            tail -n 40 "$log" >&2
+            echo "run.sh: installing into $VENV failed; the whole log is $log" >&2
+            exit 1
+        fi
         rm -f "$VENV"/.installed-*
         touch "$stamp"
     fi
@@ -37,14 +45,30 @@ case "${1:-}" in
     tests)
         shift
         setup
-        exec "$PY" -m pytest -n 12 --dist worksteal tests "$@"
+        exec "$PY" -m pytest -n auto --dist worksteal tests "$@"
         ;;
     suite)
         shift
         setup
+        # pytest runs as a child (the report comes after it), so SIGTERM and SIGINT sent to this
+        # script are passed on to it: it stops the run and switches every board off; no report then.
+        "$PY" -m pytest scenarios/ --rig "${HIL_RIG:-emu}" -n auto --dist loadgroup \
+            --alluredir reports/allure-results --clean-alluredir "$@" &
+        pytest_pid=$!
+        stopped=""
+        trap 'stopped=TERM; kill -TERM "$pytest_pid" 2>/dev/null || true' TERM
+        trap 'stopped=INT; kill -INT "$pytest_pid" 2>/dev/null || true' INT
         rc=0
-        "$PY" -m pytest scenarios/ --rig "${HIL_RIG:-emu}" -n 3 --dist loadgroup \
-            --alluredir reports/allure-results --clean-alluredir "$@" || rc=$?
+        # a trapped signal ends `wait` early: wait again until pytest itself has ended
+        while :; do
+            wait "$pytest_pid" && rc=0 || rc=$?
+            kill -0 "$pytest_pid" 2>/dev/null || break
+        done
+        trap - TERM INT
+        if [ -n "$stopped" ]; then
+            echo "run.sh: stopped by SIG$stopped (pytest exit status $rc); no report" >&2
+            exit $((128 + $(kill -l "$stopped")))
+        fi
         "$PY" -m harness.report_html --results reports/allure-results --out reports/html || true
         exit $rc
         ;;

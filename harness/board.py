@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from .bootstate import BootState, read_boot_state
@@ -54,15 +54,22 @@ class Board:
         # Images this run wrote or served: the boot-state oracle recognises them by MD5.
         self.known_images: list[bytes] = []
         self._prepared = False
+        #: called with True before the board is switched on and False after it is switched off
+        #: (the bench lock records it, so a run that dies with a board on is found by the next one)
+        self.on_power: Callable[[bool], None] | None = None
 
     # -- power ----------------------------------------------------------------------------------
     def power_on(self) -> None:
+        if self.on_power is not None:
+            self.on_power(True)
         self.power.on()
         self.console.attach(timeout=self.spec.boot_timeout)
 
     def power_off(self) -> None:
         self.console.release()
         self.power.off()
+        if self.on_power is not None:
+            self.on_power(False)
 
     def power_cycle(self) -> None:
         self.power_off()
@@ -78,14 +85,33 @@ class Board:
         the boot output is in the log: what a chip prints while no one has the port open
         is lost, on a USB-UART bridge as on a virtual board.
         """
-        self.console.release()
-        try:
+        with self.port_lent(reset=reset):
             with Flasher(self.url, chip=self.chip, baud=self.spec.baud, after="no-reset") as f:
                 yield f
-        finally:
-            self.console.attach(timeout=self.spec.boot_timeout)
-            if reset:
-                self.console.hard_reset()
+
+    @contextlib.contextmanager
+    def port_lent(self, reset: bool = False) -> Iterator[None]:
+        """The console gives the serial port up for the body (esptool, mpremote) and takes it back after.
+
+        When the body fails, the console still takes the port back (and resets the board with
+        ``reset``), but a failure to do so does not hide the body's error. When the run is being
+        stopped (KeyboardInterrupt: Ctrl-C, SIGTERM) nothing is retried: the teardown switches
+        the board off.
+        """
+        self.console.release()
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.console.attach(timeout=self.spec.boot_timeout)
+                if reset:
+                    self.console.hard_reset()
+            raise
+        self.console.attach(timeout=self.spec.boot_timeout)
+        if reset:
+            self.console.hard_reset()
 
     def baseline_parts(self) -> list[FlashPart]:
         if self.spec.baseline == "micropython":
@@ -152,12 +178,9 @@ class Board:
         if not in_place:
             self.wait_boot(since=mark)
             if not self._reset_slots_if_agent_matches(extra):
-                self.console.release()
-                try:
+                with self.port_lent():
                     deploy(self.url, self.config, app_version, app_files, extra=extra, reset=False,
                            data=self.data_files)
-                finally:
-                    self.console.attach(timeout=self.spec.boot_timeout)
             mark = self.console.mark()
             self.console.hard_reset()
         self.wait_ready(since=mark)

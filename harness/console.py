@@ -42,6 +42,10 @@ class OtaEvent:
         return self.fields.get(key, default)
 
 
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+
+
 def parse_ota_line(line: str) -> tuple[str, dict[str, str]] | None:
     m = _OTA_LINE.match(line.strip())
     if not m:
@@ -64,6 +68,10 @@ class Console:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._line_start = True
+        # (position in the text, wall time) of every line start, and the harness's notes
+        # (position, wall time, text): what a transcript is made of
+        self._stamps: list[tuple[int, float]] = []
+        self._notes: list[tuple[int, float, str]] = []
         self._log = open(self.log_path, "a", encoding="utf-8") if self.log_path else None
 
     # -- port ownership ---------------------------------------------------------------------
@@ -125,18 +133,31 @@ class Console:
                 self._append(data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n"))
 
     def _append(self, text: str) -> None:
+        now = time.time()
+        out = []
         with self._cond:
-            self._text += text
-            self._cond.notify_all()
-        if self._log is not None:
-            out = []
-            for ch in text:
+            pos = len(self._text)
+            for i, ch in enumerate(text):
                 if self._line_start:
-                    out.append(time.strftime("%H:%M:%S.") + f"{int(time.time() * 1000) % 1000:03d} ")
+                    self._stamps.append((pos + i, now))
+                    out.append(_clock(now) + " ")
                 out.append(ch)
                 self._line_start = ch == "\n"
-            self._log.write("".join(out))
-            self._log.flush()
+            self._text += text
+            self._cond.notify_all()
+            if self._log is not None:
+                self._log.write("".join(out))
+                self._log.flush()
+
+    def note(self, text: str) -> None:
+        """A line of the harness's own in the log and in transcripts (``===== text =====``), not in :attr:`text`:
+        where a test's body starts, what the harness did to the board."""
+        now = time.time()
+        with self._cond:
+            self._notes.append((len(self._text), now, text))
+            if self._log is not None:
+                self._log.write(("" if self._line_start else "\n") + f"{_clock(now)} ===== {text} =====\n")
+                self._log.flush()
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -148,6 +169,36 @@ class Console:
         """A position to search from: ``expect(..., since=console.mark())`` sees only newer output."""
         with self._cond:
             return len(self._text)
+
+    def transcript(self, since: int = 0, until: int | None = None) -> str:
+        """The output between two marks as timestamped lines (``HH:MM:SS.mmm text``), with the notes in place."""
+        with self._cond:
+            text = self._text
+            stamps = list(self._stamps)
+            notes = [n for n in self._notes if since <= n[0] <= (len(text) if until is None else until)]
+        end = len(text) if until is None else until
+        lines: list[str] = []
+        starts = [(p, t) for p, t in stamps if since <= p < end]
+        if not starts or starts[0][0] > since:
+            # the first line began before ``since``: it gets the time of its own start
+            before = [t for p, t in stamps if p <= since]
+            starts.insert(0, (since, before[-1] if before else (notes[0][1] if notes else time.time())))
+        bounds = [p for p, _ in starts] + [end]
+        pieces = []
+        for (pos, at), nxt in zip(starts, bounds[1:]):
+            pieces.append((pos, 1, f"{_clock(at)} {text[pos:nxt].rstrip(chr(10))}"))
+        for pos, at, note in notes:
+            pieces.append((pos, 0, f"{_clock(at)} ===== {note} ====="))
+        for _pos, _order, line in sorted(pieces, key=lambda p: (p[0], p[1])):
+            if line.split(" ", 1)[1:] == [""] and _order == 1:
+                continue  # the empty rest of a line cut at ``until``
+            lines.append(line)
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    def tail(self, since: int = 0, lines: int = 30) -> str:
+        """The last ``lines`` lines of output after ``since`` (what a failure message shows)."""
+        text = self.text[since:].rstrip("\n")
+        return "\n".join(text.split("\n")[-lines:]) if text else ""
 
     def expect(self, pattern: str, timeout: float = 10.0, since: int = 0) -> re.Match:
         """Wait for ``pattern`` (a regex, multiline) in the output after ``since``."""

@@ -66,6 +66,9 @@ class BoardLock:
         self._shared_parent = directory is None
         self.path = self.directory / f"{_file_part(rig_name)}.{_file_part(board_name)}.lock"
         self._fd: int | None = None
+        self._record: dict = {}
+        #: the record the previous holder left (None after a clean release): see :meth:`acquire`
+        self.previous: dict | None = None
 
     @property
     def held(self) -> bool:
@@ -87,12 +90,27 @@ class BoardLock:
                     os.close(fd)
                     raise BoardBusyError(self._busy_message(timeout)) from None
                 time.sleep(min(_POLL_S, left))
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command_line(),
-                  "since": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode() + b"\n", 0)
+        # What the last holder left: a clean release leaves nothing, a holder that died leaves its record
+        # (with ``powered`` if it had switched the board on), which is how the next run finds a board
+        # a killed run left on.
+        self.previous = _parse_record(os.pread(fd, 65536, 0))
+        self._record = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command_line(),
+                        "since": time.time()}
         self._fd = fd
+        self._write()
         return self
+
+    def note(self, **fields) -> None:
+        """Add ``fields`` (e.g. ``powered=True``) to the holder's record, for whoever takes the lock next."""
+        if self._fd is None:
+            return
+        self._record.update(fields)
+        self._write()
+
+    def _write(self) -> None:
+        data = json.dumps(self._record).encode() + b"\n"
+        os.pwrite(self._fd, data, 0)
+        os.ftruncate(self._fd, len(data))
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
@@ -143,6 +161,14 @@ class BoardLock:
 
     def __repr__(self) -> str:
         return f"<BoardLock {self.rig_name}/{self.board_name} {'held' if self.held else 'free'}>"
+
+
+def _parse_record(data: bytes) -> dict | None:
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _file_part(name: str) -> str:

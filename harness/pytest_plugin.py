@@ -12,12 +12,17 @@ and on a bench.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from .lifeline import die_with_parent
 
 _BENCH_KEY = pytest.StashKey["object"]()
 _RIG_KEY = pytest.StashKey["object"]()
@@ -31,12 +36,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only on this board of the rig (repeatable)")
     group.addoption("--agent-mutation", default=None,
                     help="deploy the agent with one safety check switched off (see harness/mutations.py)")
+    group.addoption("--hil-logs", default=None, metavar="DIR",
+                    help="where each scenario case writes its console and server logs (default: reports/logs, "
+                         "one directory per case)")
+    group.addoption("--no-alluredir", action="store_true", default=False,
+                    help="a scenario run writes no Allure results (by default it writes reports/allure-results)")
 
 
+def reports_dir(config: pytest.Config) -> Path:
+    """``reports/`` of the checkout (``HIL_REPORTS_DIR`` moves it: the harness's own tests keep theirs apart)."""
+    return Path(os.environ.get("HIL_REPORTS_DIR") or config.rootpath / "reports")
+
+
+def _scenario_run(config: pytest.Config) -> bool:
+    return config.getoption("--rig") is not None or any("scenarios" in Path(str(a).split("::")[0]).parts
+                                                        for a in config.args)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # tryfirst: before allure-pytest reads its options
     config.addinivalue_line("markers", "scenario: an OTA scenario run against the rig's boards")
+    _install_stop_handlers(config)
     if config.getoption("--rig") is not None:
         _select_rig(config)  # an explicit rig with a mistake stops the run before anything starts
+    option = config.option
+    if hasattr(option, "allure_report_dir"):
+        if _scenario_run(config) and not option.allure_report_dir and not config.getoption("--no-alluredir") \
+                and not option.collectonly:
+            option.allure_report_dir = str(reports_dir(config) / "allure-results")
+            option.clean_alluredir = True
+        if hasattr(config, "workerinput"):
+            # the controller has cleaned the directory; a worker that did it too could remove what
+            # another worker has already written
+            option.clean_alluredir = False
 
 
 def _select_rig(config: pytest.Config):
@@ -49,6 +82,7 @@ def _select_rig(config: pytest.Config):
     try:
         rig = load_rig(config.getoption("--rig") or "emu")
         boards = rig.select(config.getoption("--board") or [])
+        rig.wifi(boards)  # the credentials the selected bench boards join with, before anything starts
     except RigError as e:
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--agent-mutation"):
@@ -60,6 +94,28 @@ def _select_rig(config: pytest.Config):
             raise pytest.UsageError(str(e)) from None
     config.stash[_RIG_KEY] = (rig, boards)
     return rig, boards
+
+
+#: the harness's own tests mostly wait on board processes and sockets, not on the CPU
+_WORKERS_PER_CPU = 6
+_MAX_WORKERS = 32
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """What ``-n auto`` means: one worker per board (per board and update kind on virtual boards) for the
+    scenarios, several per CPU for the harness's own tests (PYTEST_XDIST_AUTO_NUM_WORKERS still wins)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    if config.getoption("--rig") is not None or any("scenarios" in Path(str(a).split("::")[0]).parts
+                                                     for a in config.args):
+        _rig, boards = _select_rig(config)
+        return max(1, sum(len(b.updates) if b.virtual else 1 for b in boards))
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return min(_MAX_WORKERS, _WORKERS_PER_CPU * cpus)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -84,6 +140,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             virtual = {b.name: b.virtual for b in _select_rig(config)[1]}
         board, kind = callspec.params["ota_target"]
         item.add_marker(pytest.mark.xdist_group(f"{board}-{kind}" if virtual.get(board) else board))
+        device = next(b.device for b in _select_rig(config)[1] if b.name == board)
+        # what the one-line result of the case shows, and the report's parameters (travels with xdist's reports)
+        item.user_properties.append(("hil.case", {"board": board, "device": device, "kind": kind}))
 
 
 @pytest.fixture(scope="session")
@@ -98,57 +157,305 @@ def ota_bench(pytestconfig: pytest.Config, rig, tmp_path_factory):
     workdir = Path(tmp_path_factory.mktemp("bench"))
     bench = OtaBench(rig, workdir, mutation=pytestconfig.getoption("--agent-mutation"))
     pytestconfig.stash[_BENCH_KEY] = bench
-    _power_off_on_exit(bench)
+    atexit.register(bench.close)  # a run that ends without its teardown still switches its boards off
     try:
         yield bench
     finally:
-        bench.close()
+        atexit.unregister(bench.close)
+        errors = bench.close()
         _write_run_properties(pytestconfig, rig, bench)
+        if errors:
+            pytest.fail("boards not closed cleanly: " + "; ".join(errors), pytrace=False)
 
 
 @pytest.fixture
 def ota_target(request: pytest.FixtureRequest, ota_bench):
-    from . import report
+    from .evidence import CaseEvidence
     from .scenario import Target
 
     board_name, kind = request.param
-    board = ota_bench.board(board_name)
+    board = ota_bench.board(board_name)  # BoardUnavailable: one line (pytest_runtest_makereport)
     t = Target(ota_bench, board, kind)
-    mark = board.console.mark()
+    evidence = CaseEvidence(request.node.nodeid, t, _logs_root(request.config))
+    request.node.stash[_EVIDENCE_KEY] = evidence
     try:
         t.prepare()
         yield t
     finally:
-        report.attach_text(f"console {board_name}", board.console.text[mark:])
-        report.attach_text("http server log", "\n".join(str(r) for r in ota_bench.http.log.records[-200:]))
+        evidence.write()  # again: with what the teardown printed
 
 
-def _power_off_on_exit(bench) -> None:
-    """Boards go dark on Ctrl-C, SIGTERM and interpreter exit too, not only on fixture teardown."""
+_EVIDENCE_KEY = pytest.StashKey["object"]()
 
-    def off(*_args) -> None:
-        for board in list(bench.boards.values()):
-            try:
-                if not getattr(board.rig, "leave_on", False):
-                    board.power.off()
-            except Exception:
-                pass
 
-    atexit.register(off)
-    previous = signal.getsignal(signal.SIGTERM)
+def _logs_root(config: pytest.Config) -> Path:
+    option = config.getoption("--hil-logs")
+    return Path(option) if option else reports_dir(config) / "logs"
 
-    def on_sigterm(signum, frame):
-        off()
-        if callable(previous):
-            previous(signum, frame)
-        raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+def _case(item_or_report) -> dict | None:
+    for name, value in getattr(item_or_report, "user_properties", ()):
+        if name == "hil.case":
+            return value
+    return None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item):
+    if _STOP["signal"] is not None:
+        raise RunStopped(f"{_STOP['signal']}: run stopped")
+    item.stash[_STARTED_KEY] = time.time()
+    try:
+        return (yield)
+    except BaseException as e:
+        evidence = item.stash.get(_EVIDENCE_KEY, None)
+        if evidence is not None and not isinstance(e, pytest.skip.Exception):
+            evidence.failed(stopping=isinstance(e, KeyboardInterrupt))
+        raise
+    finally:
+        _describe_case(item)
+
+
+_STARTED_KEY = pytest.StashKey[float]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item):
+    evidence = item.stash.get(_EVIDENCE_KEY, None)
+    if evidence is not None:
+        evidence.body_starts()
+    try:
+        result = yield
+    except BaseException as e:
+        if evidence is not None:
+            if isinstance(e, pytest.skip.Exception):
+                evidence.passed()
+            else:
+                evidence.failed(stopping=isinstance(e, KeyboardInterrupt))
+        raise
+    else:
+        if evidence is not None:
+            evidence.passed()
+        return result
+    finally:
+        _set_case_start(item)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    rep = yield
+    from .scenario import BoardUnavailable
+
+    if call.excinfo is not None and isinstance(call.excinfo.value, BoardUnavailable):
+        rep.longrepr = str(call.excinfo.value)  # the reason is the whole story: no traceback
+    evidence = item.stash.get(_EVIDENCE_KEY, None)
+    if evidence is not None and rep.failed and rep.when in ("setup", "call") and _STOP["signal"] is None:
+        # trylast: inside allure-pytest's wrapper, which then takes the text with these sections for its trace
+        for title, text in evidence.failure_text():
+            if hasattr(rep.longrepr, "addsection"):
+                rep.longrepr.addsection(title, text)
+            else:
+                rep.sections.append((title, text))
+    return rep
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_fixture_setup(fixturedef, request):
+    try:
+        return (yield)
+    finally:
+        _tidy_report_finalizers(fixturedef)
+
+
+def _tidy_report_finalizers(fixturedef) -> None:
+    """allure-pytest reports every finalizer of a fixture as a tear-down step named after the callable:
+    pytest's own (a lambda that closes the report's fixture group and so never gets a status, a partial)
+    become ``<lambda>`` and ``1``. Only the fixture's teardown is reported, as "<fixture> (teardown)"."""
+    try:
+        from allure_commons._allure import fixture as reported
+    except ImportError:
+        return
+    finalizers = getattr(fixturedef, "_finalizers", None)
+    if not finalizers:
+        return
+    for index, fin in enumerate(finalizers):
+        if not isinstance(fin, reported):
+            continue
+        original = fin._fixture_function
+        if getattr(original, "__name__", None) == "<lambda>":
+            finalizers[index] = original
+        else:
+            fin._name = f"{fixturedef.argname} (teardown)"
+
+
+def _describe_case(item: pytest.Item) -> None:
+    """Allure: a title and the docstring, board / device / update kind as parameters of their own."""
+    case = _case(item)
+    if case is None:
+        return
+    from . import report
+
+    result = report.case_result(item.nodeid)
+    if result is None:
+        return
+    doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
+    title = doc.split("\n", 1)[0].rstrip(".") if doc else item.originalname
+    result.name = f"{title} ({case['board']}, {case['kind']})"
+    if doc:
+        result.description = doc
+    from allure_commons.model2 import Parameter
+
+    result.parameters = [p for p in result.parameters if p.name != "ota_target"]
+    for name, key in (("board", "board"), ("device", "device"), ("update kind", "kind")):
+        if not any(p.name == name for p in result.parameters):
+            result.parameters.append(Parameter(name=name, value=case[key]))
+
+
+def _set_case_start(item: pytest.Item) -> None:
+    """A case's time in the report counts from its set-up, not from its body (allure-pytest's default)."""
+    started = item.stash.get(_STARTED_KEY, None)
+    if started is None or _case(item) is None:
+        return
+    from . import report
+
+    result = report.case_result(item.nodeid)
+    if result is not None:
+        result.start = int(started * 1000)
+
+
+# -- one line per case ------------------------------------------------------------------------------
+_CASES: dict[str, dict] = {}
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """Scenario cases print a line each (below) instead of pytest's dot, unless pytest is verbose."""
+    if config.option.verbose > 0 or _case(report) is None:
+        return None
+    if report.when in ("setup", "teardown"):
+        if report.failed:
+            return "error", "", "ERROR"
+        if report.skipped:
+            return "skipped", "", "SKIPPED"
+        return "", "", ""
+    if report.failed:
+        return "failed", "", "FAILED"
+    if report.skipped:
+        return "skipped", "", "SKIPPED"
+    return "passed", "", "PASSED"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    case = _case(report)
+    if case is None or _STOP["session"] is None:
+        return
+    config = _STOP["session"].config
+    if hasattr(config, "workerinput"):
+        return  # the controller prints
+    state = _CASES.setdefault(report.nodeid, {"seconds": 0.0, "outcome": "PASSED"})
+    state["seconds"] += report.duration
+    if report.failed:
+        state["outcome"] = "FAILED" if report.when == "call" and state["outcome"] == "PASSED" else (
+            state["outcome"] if state["outcome"] == "FAILED" else "ERROR")
+    elif report.skipped and state["outcome"] == "PASSED":
+        state["outcome"] = "SKIPPED"
+    if report.when != "teardown":
+        return
+    _CASES.pop(report.nodeid, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    name = report.nodeid.split("::")[-1].split("[")[0]
+    outcome = state["outcome"]
+    reporter.ensure_newline()
+    reporter.write_line(f"{outcome:<7} {case['board']:<16} {case['device']:<12} {case['kind']:<9} "
+                        f"{state['seconds']:6.1f} s  {name}",
+                        green=outcome == "PASSED", red=outcome in ("FAILED", "ERROR"), yellow=outcome == "SKIPPED")
+
+
+class RunStopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT: pytest stops the run the way it stops on Ctrl-C, and tears every fixture down."""
+
+
+_STOP: dict = {"signal": None, "previous": {}, "session": None, "controller": False}
+
+
+def _install_stop_handlers(config: pytest.Config) -> None:
+    """SIGTERM and SIGINT stop the whole run: no further test starts, the teardown switches every board off.
+
+    The first signal raises :class:`RunStopped` in the main thread (pytest then stops as on
+    Ctrl-C and runs every fixture's teardown, which switches the boards off and stops the
+    virtual ones); later ones only say that the run is stopping. An xdist controller passes
+    the signal on to its workers, and a worker asks for SIGTERM when its controller dies.
+    """
+    if threading.current_thread() is not threading.main_thread() or _STOP["previous"]:
+        return
+    if hasattr(config, "workerinput"):
+        die_with_parent(signal.SIGTERM)
+    # a controller's children are its workers; a run without xdist has only its virtual boards
+    _STOP["controller"] = bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        _STOP["previous"][sig] = signal.signal(sig, _on_stop_signal)
+    _STOP["signal"] = None
+
+
+def _restore_stop_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig, handler in _STOP["previous"].items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    _STOP["previous"] = {}
+
+
+def _on_stop_signal(signum: int, frame) -> None:
+    name = signal.Signals(signum).name
+    if _STOP["signal"] is not None:
+        print(f"hil: {name}: the run is already stopping (boards are being switched off)", file=sys.__stderr__,
+              flush=True)
+        return
+    _STOP["signal"] = name
+    message = f"{name}: run stopped; no further test starts, every board is switched off"
+    session = _STOP["session"]
+    if session is not None:
+        # even if a clean-up step masks the exception below, pytest stops after the current test
+        session.shouldstop = message
+    if _STOP["controller"]:
+        _signal_workers(signum)
+    raise RunStopped(message)
+
+
+def _signal_workers(signum: int) -> None:
+    """An xdist controller's workers get the signal too (its only child processes are its workers)."""
+    for pid in _children(os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children") if os.path.isdir(f"/proc/{pid}/task") else []:
+        with contextlib.suppress(OSError, ValueError):
+            found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _STOP["session"] = session
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if _STOP["signal"] is not None:
+        terminalreporter.write_line(f"hil: stopped by {_STOP['signal']}: no further test was started; the boards "
+                                    "of the run were switched off and released", red=True, bold=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _restore_stop_handlers()
+    _STOP["session"] = None
 
 
 def _write_run_properties(config: pytest.Config, rig, bench) -> None:
-    results = config.getoption("--alluredir", default=None) if config.pluginmanager.hasplugin("allure_pytest") \
-        else None
+    results = getattr(config.option, "allure_report_dir", None)
     if not results:
         return
     from . import report

@@ -67,6 +67,46 @@ def attach_file(name: str, path: StrPath, mime: str | None = None) -> None:
     allure.attach.file(str(path), name=name, attachment_type=mime, extension=extension)
 
 
+def _listener():
+    """allure-pytest's listener of this process (None without ``--alluredir``)."""
+    if allure is None:
+        return None
+    import allure_commons
+    from allure_pytest.listener import AllureListener
+
+    for plugin in allure_commons.plugin_manager.get_plugins():
+        if isinstance(plugin, AllureListener):
+            return plugin
+    return None
+
+
+def case_result(nodeid: str):
+    """The Allure test result of the running case ``nodeid`` (allure-pytest's own object), or None.
+
+    Through allure-pytest's listener (pinned in pyproject.toml): what the public API cannot do,
+    such as attaching to the test itself from a hook, or replacing a parameter.
+    """
+    listener = _listener()
+    if listener is None:
+        return None
+    uuid = listener._cache.get(nodeid)
+    return listener.allure_logger.get_test(uuid) if uuid else None
+
+
+def attach_to_case(nodeid: str, name: str, text: str, mime: str = "text/plain", extension: str = "txt") -> None:
+    """Attach ``text`` to the test result of case ``nodeid`` itself, whichever step or fixture is current."""
+    listener = _listener()
+    if listener is None:
+        return
+    uuid = listener._cache.get(nodeid)
+    if not uuid:
+        return
+    from uuid import uuid4
+
+    listener.allure_logger.attach_data(str(uuid4()), text, name=name, attachment_type=mime, extension=extension,
+                                       parent_uuid=uuid)
+
+
 def _escape_properties(text: str, *, key: bool) -> str:
     """``text`` escaped as java.util.Properties.store writes it.
 

@@ -99,6 +99,8 @@ def ensure_tool(tools_dir: StrPath = TOOLS_DIR) -> Path:
     with open(tools / "package-lock.json", "rb") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (allure.exists() and _installed_version(tools) == pinned):
+            print(f"installing Allure {pinned or ''} (the HTML report) with npm into {tools}", file=sys.stderr,
+                  flush=True)
             _run(["npm", "ci", "--prefix", str(tools), "--no-audit", "--no-fund"], f"npm ci in {tools}")
     if not allure.exists():
         raise ReportError(f"npm ci in {tools} finished but installed no {allure}")

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import report
-from .board import Board, open_board
+from .board import Board, BoardError, open_board
 from .console import OtaEvent
 from .deploy import bundle_manifest
 from .firmware import ESP32_APP_OFFSET, FirmwareFactory, app_bundle
@@ -42,24 +43,58 @@ class OtaBench:
         self._lock = threading.Lock()
         self._factories: dict[str, FirmwareFactory] = {}
         self._mqtt: tuple[MqttBroker, OtaPublisher] | None = None
+        self._unavailable: dict[str, str] = {}
 
     def board(self, name: str) -> Board:
+        """Board ``name``, opened and switched on at its first use in this process.
+
+        A board that cannot be opened or switched on (a dead switch, no serial port, a virtual
+        board that does not start, held by another run) is given up at once: this and every
+        later request for it raise :class:`BoardUnavailable` with the same one line, so its
+        cases are reported straight away and the rig's other boards go on.
+        """
         with self._lock:
+            if name in self._unavailable:
+                raise BoardUnavailable(self._unavailable[name])
             if name not in self.boards:
-                spec = next(b for b in self.rig.boards if b.name == name)
-                # another run may be using a bench board; the virtual boards a run starts are its own
-                lock = None if spec.virtual else BoardLock(self.rig.name, name).acquire()
                 try:
-                    board = open_board(spec, self.rig, self.workdir / name)
-                except BaseException:
-                    if lock is not None:
-                        lock.release()
+                    self.boards[name] = self._open(name)
+                except (KeyboardInterrupt, SystemExit):
                     raise
-                if lock is not None:
-                    self._board_locks[name] = lock
-                self.boards[name] = board
-                board.power_on()
+                except BaseException as e:
+                    reason = " ".join(str(e).split()) or type(e).__name__
+                    self._unavailable[name] = f"board {name} of rig {self.rig.name} is not usable, its cases are " \
+                                              f"not run: {reason}"
+                    raise BoardUnavailable(self._unavailable[name]) from None
             return self.boards[name]
+
+    def _open(self, name: str) -> Board:
+        spec = next(b for b in self.rig.boards if b.name == name)
+        # another run may be using a bench board; the virtual boards a run starts are its own
+        lock = None if spec.virtual else BoardLock(self.rig.name, name).acquire()
+        try:
+            board = open_board(spec, self.rig, self.workdir / name)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        try:
+            if lock is not None:
+                board.on_power = lambda on, lock=lock: lock.note(powered=on)
+                _switch_off_if_left_on(board, lock)
+            board.power_on()
+        except BaseException:
+            try:
+                board.close()
+            except Exception:
+                pass  # what matters is why it could not be switched on
+            finally:
+                if lock is not None:
+                    lock.release()
+            raise
+        if lock is not None:
+            self._board_locks[name] = lock
+        return board
 
     def mqtt(self) -> tuple[MqttBroker, OtaPublisher]:
         """The run's MQTT broker (embedded, or the rig's external one) and the OTA publisher, started once."""
@@ -88,11 +123,11 @@ class OtaBench:
 
     def firmware(self, board: Board) -> FirmwareFactory:
         if board.name not in self._factories:
-            app = next(p for p in board.baseline_parts() if p.offset == ESP32_APP_OFFSET)
-            self._factories[board.name] = FirmwareFactory(app.data, board.chip)
+            self._factories[board.name] = FirmwareFactory(_baseline_app(board), board.chip)
         return self._factories[board.name]
 
-    def close(self) -> None:
+    def close(self) -> list[str]:
+        """Switch every board off and stop the servers; returns one line per board that would not close."""
         errors = []
         locks = self._board_locks
         for board in self.boards.values():
@@ -111,8 +146,7 @@ class OtaBench:
             self._mqtt[1].stop()
             self._mqtt[0].stop()
             self._mqtt = None
-        if errors:
-            raise RuntimeError("boards not closed cleanly: " + "; ".join(errors))
+        return errors
 
 
 @dataclass
@@ -261,6 +295,37 @@ class Target:
         if console is not None and console.exists():
             report.attach_file(f"console {self.board.name}", console, "text/plain")
         report.attach_text("http server log", "\n".join(json.dumps(r, default=str) for r in self.http.log.records))
+
+
+class BoardUnavailable(RuntimeError):
+    """A board of the rig could not be opened or switched on; ``str()`` is one line naming board and reason."""
+
+
+class LeftOnWarning(UserWarning):
+    """A bench board was found switched on by a run that ended without switching it off."""
+
+
+def _switch_off_if_left_on(board: Board, lock: BoardLock) -> None:
+    """A run killed while it had the board on left that in the lock's record: switch the board off first."""
+    previous = lock.previous or {}
+    if not previous.get("powered"):
+        return
+    board.power.off()
+    who = f"pid {previous.get('pid', '?')}" + (f" ({previous['command']})" if previous.get("command") else "")
+    warnings.warn(LeftOnWarning(f"board {board.name} of rig {lock.rig_name} was left switched on by {who}, which "
+                                "ended without switching it off; switched it off before this run"), stacklevel=2)
+
+
+def _baseline_app(board: Board) -> bytes:
+    """The app image of the baseline at 0x10000: its own file, or inside a combined one (MicroPython's
+    release binary is bootloader, partition table and app from 0x1000)."""
+    from .esp import parse_image
+
+    for part in board.baseline_parts():
+        if part.offset <= ESP32_APP_OFFSET < part.offset + len(part.data):
+            data = part.data[ESP32_APP_OFFSET - part.offset:]
+            return data[:parse_image(data, board.chip).length]
+    raise BoardError(f"board {board.name}: no baseline image covers the app slot at 0x{ESP32_APP_OFFSET:x}")
 
 
 def _loopback(host: str) -> bool:

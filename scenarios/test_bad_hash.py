@@ -9,6 +9,12 @@ from harness import report
 
 
 def test_bad_hash_is_refused(ota_target):
+    """Bad hash: a tampered update announced with the genuine digest is refused.
+
+    The image (or data file) is well-formed; only the end-to-end SHA-256 check against the
+    announced digest can catch it. Expected: ``OTA refused reason=hash-mismatch``, the boot
+    selection unchanged (otadata / the slot record), and after a power cycle the old version runs.
+    """
     before = ota_target.boot_state("before")
     with report.step("publish a tampered update announced with the genuine digest"):
         pub = ota_target.publish("tampered")

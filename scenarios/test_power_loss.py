@@ -8,6 +8,12 @@ from harness import report
 
 
 def test_power_loss_mid_write(ota_target):
+    """Power loss mid-write: the power is cut 40% into the download; the old version boots and a retry succeeds.
+
+    Expected after power-on: the baseline version runs and reports itself, otadata (or the file
+    slot record) never moved, the half-written slot is not listed; then the same update,
+    uninterrupted, switches to the new version and is confirmed.
+    """
     before = ota_target.boot_state("before")
 
     with report.step("publish the next version; the server cuts the board's power 40% into it"):

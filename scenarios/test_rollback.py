@@ -8,6 +8,12 @@ from harness import report
 
 
 def test_unconfirmed_update_rolls_back(ota_target):
+    """Rollback: a new version that fails its health check is not confirmed and the old one returns.
+
+    Firmware: the server's /health answers 503 after the switch; files: the new application
+    is unhealthy. Expected: ``OTA rollback``, no ``confirmed``, the baseline runs again, and the
+    new slot is marked ABORTED in otadata (firmware) or dropped from the slot record (files).
+    """
     with report.step("the update server will answer the post-update health check with 503"):
         pub = ota_target.publish("next" if ota_target.kind == "firmware" else "unhealthy")
         if ota_target.kind == "firmware":

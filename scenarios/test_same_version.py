@@ -6,6 +6,11 @@ and the boot selection does not move.
 
 
 def test_same_version_is_refused_before_any_write(ota_target):
+    """Same version: the running version offered again is refused before anything is written.
+
+    Expected: ``OTA refused reason=same-version`` before any ``writing``, the other slot's MD5
+    unchanged, the boot selection unchanged.
+    """
     before = ota_target.boot_state("before")
     other_before = ota_target.other_slot_md5()
     pub = ota_target.publish("same")

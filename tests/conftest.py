@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import pytest
 
@@ -12,6 +13,11 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from harness.emu.launcher import VirtualBoard  # noqa: E402
+
+# Scenario runs started by these tests write their Allure results and case logs here, not into
+# the checkout's reports/ (HIL_REPORTS_DIR is inherited by every pytest they start).
+if "HIL_REPORTS_DIR" not in os.environ or not os.environ["HIL_REPORTS_DIR"].startswith(tempfile.gettempdir()):
+    os.environ["HIL_REPORTS_DIR"] = tempfile.mkdtemp(prefix="hil-test-reports-")
 
 
 @pytest.fixture

@@ -83,7 +83,19 @@ def build_parser(prog: str = "python -m harness.emu") -> argparse.ArgumentParser
     p.add_argument("--power-off", action="store_true", help="start with the board powered off")
     p.add_argument("--en-delay", type=parse_delay, default=0.12,
                    help="seconds from EN release to the chip starting (RC delay of the reset line)")
+    p.add_argument("--parent-fd", type=_parent_fd, default=None, metavar="FD",
+                   help="stop (board powered off) when this inherited pipe's other end closes: the process "
+                        "that started the board holds it, so the board ends with that process however it ends")
     return p
+
+
+def _parent_fd(text: str) -> int:
+    from ..lifeline import parent_fd
+
+    try:
+        return parent_fd(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m harness.emu") -> int:
@@ -133,6 +145,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m harness.emu") -> 
         print(f"{prog}: error: cannot listen on {args.host}: {e.strerror or e}", file=sys.stderr)
         return 2
     sup.install_signal_handlers()
+    if args.parent_fd is not None:
+        from ..lifeline import watch_parent
+
+        watch_parent(args.parent_fd)
     print(json.dumps(sup.endpoints()), flush=True)
     try:
         sup.serve_forever()

@@ -11,6 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from ..lifeline import Lifeline
 from .control import ControlClient
 
 
@@ -71,11 +72,22 @@ class VirtualBoard:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         # stderr goes to a file, never a pipe nobody drains: a chatty board must not block.
         errlog = tempfile.TemporaryFile()
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errlog, env=env)
+        # The board ends with this process however it ends (a lifeline pipe, harness.lifeline), and
+        # sits in a session of its own: a Ctrl-C at the terminal reaches the harness, which then
+        # switches the board off and stops it, instead of killing the board under the harness.
+        lifeline = Lifeline()
+        try:
+            proc = subprocess.Popen(args + lifeline.args(), stdout=subprocess.PIPE, stderr=errlog, env=env,
+                                    pass_fds=(lifeline.child_fd,), start_new_session=True)
+        except BaseException:
+            lifeline.close()
+            raise
+        lifeline.started()
         line = _read_line(proc, timeout)
         if not line:
             proc.kill()
             proc.wait()
+            lifeline.close()
             errlog.seek(0)
             err = errlog.read().decode(errors="replace").strip()
             errlog.close()
@@ -83,6 +95,7 @@ class VirtualBoard:
                                   f"virtual {chip} board did not start within {timeout} s")
         board = cls(proc, json.loads(line))
         board._errlog = errlog
+        board._lifeline = lifeline
         return board
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -105,6 +118,9 @@ class VirtualBoard:
         errlog = getattr(self, "_errlog", None)
         if errlog is not None:
             errlog.close()
+        lifeline = getattr(self, "_lifeline", None)
+        if lifeline is not None:
+            lifeline.close()
 
     def stderr_text(self) -> str:
         """What the board process wrote to stderr so far (emulator diagnostics)."""

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..lifeline import die_with_parent
 from . import uart as wire
 from .chip import (
     CAUSE_DEEPSLEEP,
@@ -203,6 +204,8 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:  # the chip process
             try:
+                # it ends with the supervisor, even one that was killed (forked by its main thread)
+                die_with_parent(signal.SIGKILL)
                 parent.close()
                 self._close_for_child()
                 run_chip(self.opts.chip, child, run)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..esp.chips import format_size
+from ..lifeline import Lifeline
 from ..power.lcus import BOARD_SIZES, LcusSwitch
 from ..power.virtual import VirtualPowerSwitch
 from .launcher import BoardStartError, VirtualBoard, _read_line
@@ -58,6 +59,7 @@ class RelayBench:
         self.port = ""
         self._sim: subprocess.Popen | None = None
         self._sim_log = None
+        self._lifeline: Lifeline | None = None
 
     def start(self, workdirs: dict[str, Path]) -> None:
         """Start every board (in ``workdirs[name]``, else ``root/name``), then the simulator wired to them."""
@@ -83,7 +85,13 @@ class RelayBench:
         log_path = self.root / "lcus_sim.log"
         # every relay click is logged there: the bench's power history when a run is looked into
         self._sim_log = open(log_path, "ab")
-        self._sim = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._sim_log, env=env)
+        # like the boards: it ends with this process, and a terminal's Ctrl-C is this process's to handle
+        self._lifeline = Lifeline()
+        try:
+            self._sim = subprocess.Popen(args + self._lifeline.args(), stdout=subprocess.PIPE, stderr=self._sim_log,
+                                         env=env, pass_fds=(self._lifeline.child_fd,), start_new_session=True)
+        finally:
+            self._lifeline.started()
         line = _read_line(self._sim, SIM_START_S)
         if not line:
             self._stop_sim()
@@ -132,6 +140,9 @@ class RelayBench:
         if self._sim_log is not None:
             self._sim_log.close()
             self._sim_log = None
+        if self._lifeline is not None:
+            self._lifeline.close()
+            self._lifeline = None
 
 
 _LOCK = threading.RLock()

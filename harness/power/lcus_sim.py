@@ -106,7 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, choices=BOARD_SIZES, default=1, help="relays on the board (default 1)")
     p.add_argument("--board", type=parse_board, action="append", default=[], metavar="N=tcp://HOST:PORT",
                    help="relay N powers the virtual board with this control endpoint (repeatable)")
+    p.add_argument("--parent-fd", type=_parent_fd, default=None, metavar="FD",
+                   help="stop when this inherited pipe's other end closes (the process that started the relay "
+                        "holds it)")
     return p
+
+
+def _parent_fd(text: str) -> int:
+    from ..lifeline import parent_fd
+
+    try:
+        return parent_fd(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
 
 
 def serve(board: LcusBoard, master: int, wake: int) -> None:
@@ -139,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)  # the wakeup fd does the work
+    if args.parent_fd is not None:
+        from ..lifeline import watch_parent
+
+        watch_parent(args.parent_fd)
 
     print(json.dumps({"port": os.ttyname(slave), "pid": os.getpid(), "channels": args.channels}), flush=True)
     try:

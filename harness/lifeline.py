@@ -1,0 +1,96 @@
+"""Processes the harness starts end with the process that started them, however it ends.
+
+A run killed with SIGKILL (a CI runner's timeout, the OOM killer) runs no clean-up code,
+so the children cannot rely on being told. Two mechanisms, no timers:
+
+* **lifeline pipe** (virtual boards, the virtual relay): the starter keeps the write end of
+  a pipe and the child gets the read end (``--parent-fd N``). The kernel closes the write
+  end when the starter dies, the child's read returns end-of-file, and the child stops as
+  if it had got SIGTERM: it powers its board off and ends its own children. The write end
+  is close-on-exec, so no other program the starter runs keeps it open.
+* **parent-death signal** (pytest-xdist workers, a chip's interpreter): ``prctl
+  (PR_SET_PDEATHSIG)`` asks the kernel for a signal when the parent dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import threading
+
+_PR_SET_PDEATHSIG = 1
+
+
+class Lifeline:
+    """The starter's side: ``child_fd`` goes to the child (``pass_fds``); keep the object until the child ends."""
+
+    def __init__(self) -> None:
+        self.child_fd, self._parent_fd = os.pipe()  # both non-inheritable; pass_fds makes child_fd inheritable there
+
+    def args(self) -> list[str]:
+        return ["--parent-fd", str(self.child_fd)]
+
+    def started(self) -> None:
+        """The child has its copy: drop ours of the read end."""
+        if self.child_fd >= 0:
+            os.close(self.child_fd)
+            self.child_fd = -1
+
+    def close(self) -> None:
+        """Cut the line: the child stops (normally the child has been stopped before)."""
+        self.started()
+        if self._parent_fd >= 0:
+            os.close(self._parent_fd)
+            self._parent_fd = -1
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def watch_parent(fd: int, sig: int = signal.SIGTERM) -> threading.Thread:
+    """The child's side: send ``sig`` to this process when the starter's end of ``fd`` closes."""
+    os.set_inheritable(fd, False)  # the child's own children must not hold the line open
+
+    def wait() -> None:
+        try:
+            while os.read(fd, 64):
+                pass
+        except OSError:
+            pass
+        os.kill(os.getpid(), sig)
+
+    thread = threading.Thread(target=wait, name="parent-lifeline", daemon=True)
+    thread.start()
+    return thread
+
+
+def parent_fd(text: str) -> int:
+    """argparse type of ``--parent-fd``: an open file descriptor."""
+    try:
+        fd = int(text)
+        os.fstat(fd)
+    except (ValueError, OSError):
+        raise ValueError(f"--parent-fd {text!r}: not an open file descriptor") from None
+    return fd
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Ask the kernel for ``sig`` when the parent process dies; False where that is not available.
+
+    The request is tied to the parent *thread* that created this process; call it only in a
+    process started from its parent's main thread. If the parent is already gone, ``sig``
+    is sent at once.
+    """
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent or parent == 1:
+        os.kill(os.getpid(), sig)
+    return True
