@@ -288,12 +288,19 @@ def open_board(spec, rig, workdir: Path) -> Board:
         vb = VirtualBoard.start(spec.chip, str(workdir / f"{spec.name}.flash"), _size_name(spec.flash_size),
                                 name=spec.name, power_off=True, console_log=None)
         return Board(spec, rig, workdir, vb.serial_url, VirtualPowerSwitch(vb.control_url, name=spec.name), vb)
-    from .ports import resolve_port
+    from .ports import PortError, resolve_port
     from .power import make_switch
 
     power = make_switch(spec.power.kind, dict(spec.power.options), spec.name)
     try:
-        url = resolve_port(spec.port, spec)
+        # the switch first: it answers at once or not at all, while a port may take seconds to appear
+        power.state()
+        try:
+            url = resolve_port(spec.port, spec, timeout=0)
+        except PortError:
+            # a board powered through its USB cable has a port only when on; a dead switch fails here at once
+            power.on()
+            url = resolve_port(spec.port, spec)
     except BaseException:
         # No port, no board object to close later: the supply is switched off here.
         try:

@@ -158,6 +158,7 @@ class Console:
             if self._log is not None:
                 self._log.write(("" if self._line_start else "\n") + f"{_clock(now)} ===== {text} =====\n")
                 self._log.flush()
+            self._line_start = True  # the rest of an interrupted line starts a stamped line of its own
 
     # -- reading ------------------------------------------------------------------------------
     @property
@@ -170,14 +171,15 @@ class Console:
         with self._cond:
             return len(self._text)
 
-    def transcript(self, since: int = 0, until: int | None = None) -> str:
-        """The output between two marks as timestamped lines (``HH:MM:SS.mmm text``), with the notes in place."""
+    def transcript(self, since: int = 0, until: int | None = None, after: float | None = None) -> str:
+        """The output between two marks as timestamped lines (``HH:MM:SS.mmm text``), with the notes in place
+        (only those made at ``after`` or later, when given: a mark does not tell notes at its position apart)."""
         with self._cond:
             text = self._text
             stamps = list(self._stamps)
-            notes = [n for n in self._notes if since <= n[0] <= (len(text) if until is None else until)]
+            notes = [n for n in self._notes if since <= n[0] <= (len(text) if until is None else until)
+                     and (after is None or n[1] >= after)]
         end = len(text) if until is None else until
-        lines: list[str] = []
         starts = [(p, t) for p, t in stamps if since <= p < end]
         if not starts or starts[0][0] > since:
             # the first line began before ``since``: it gets the time of its own start
@@ -186,13 +188,11 @@ class Console:
         bounds = [p for p, _ in starts] + [end]
         pieces = []
         for (pos, at), nxt in zip(starts, bounds[1:]):
-            pieces.append((pos, 1, f"{_clock(at)} {text[pos:nxt].rstrip(chr(10))}"))
+            if pos < nxt:  # (nothing at all after ``since``: no line)
+                pieces.append((pos, 1, f"{_clock(at)} {text[pos:nxt].rstrip(chr(10))}"))
         for pos, at, note in notes:
             pieces.append((pos, 0, f"{_clock(at)} ===== {note} ====="))
-        for _pos, _order, line in sorted(pieces, key=lambda p: (p[0], p[1])):
-            if line.split(" ", 1)[1:] == [""] and _order == 1:
-                continue  # the empty rest of a line cut at ``until``
-            lines.append(line)
+        lines = [line for _pos, _order, line in sorted(pieces, key=lambda p: (p[0], p[1]))]
         return "\n".join(lines) + ("\n" if lines else "")
 
     def tail(self, since: int = 0, lines: int = 30) -> str:

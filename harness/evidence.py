@@ -101,7 +101,7 @@ class CaseEvidence:
             self.boot_state_note = f"could not be read: {' '.join(str(e).split())[:300]}"
 
     def console_text(self) -> str:
-        return self.target.board.console.transcript(self.setup_mark)
+        return self.target.board.console.transcript(self.setup_mark, after=self.started)
 
     def server_records(self) -> dict[str, list[dict]]:
         out = {}
@@ -167,7 +167,8 @@ class CaseEvidence:
         if error:
             lines.append(error)
         if self.boot_state_after is not None:
-            lines.insert(0, f"boot state after the failure: boot slot {self.boot_state_after.boot_slot}")
+            summary = self.boot_state_after.summary().splitlines()[1:]
+            lines.insert(0, "boot state after the failure: " + ("; ".join(summary[:2]) or "nothing decoded"))
         elif self.boot_state_note:
             lines.insert(0, f"boot state after the failure {self.boot_state_note}")
         sections.append(("logs of this case", "\n".join(lines)))

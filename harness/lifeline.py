@@ -73,7 +73,7 @@ def parent_fd(text: str) -> int:
         fd = int(text)
         os.fstat(fd)
     except (ValueError, OSError):
-        raise ValueError(f"--parent-fd {text!r}: not an open file descriptor") from None
+        raise ValueError(f"{text!r} is not an open file descriptor") from None
     return fd
 
 

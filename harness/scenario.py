@@ -263,10 +263,18 @@ class Target:
             return self.board.trigger_update(self.kind, pub.manifest_url)
 
     def expect(self, event: str | tuple[str, ...], since: int, timeout: float = 60.0, **fields: str) -> OtaEvent:
-        return self.board.console.expect_event(event, timeout=timeout, since=since, **fields)
+        """The device's next ``OTA <event>`` line; one that never comes fails the scenario (the device's fault)."""
+        try:
+            return self.board.console.expect_event(event, timeout=timeout, since=since, **fields)
+        except TimeoutError as e:
+            raise DeviceSilent(str(e)) from None
 
     def ready(self, since: int, timeout: float = 60.0) -> OtaEvent:
-        return self.board.wait_ready(since=since, timeout=timeout)
+        """The device's ``OTA ready`` line; a device that never gets ready (bricked) fails the scenario."""
+        try:
+            return self.board.wait_ready(since=since, timeout=timeout)
+        except TimeoutError as e:
+            raise DeviceSilent(str(e)) from None
 
     def running_version(self, ready: OtaEvent) -> str | None:
         return ready.get("firmware") if self.kind == "firmware" else ready.get("files")
@@ -276,7 +284,7 @@ class Target:
         with report.step(f"read boot state ({label})"):
             mark = self.board.console.mark()
             state = self.board.boot_state()
-            self.board.wait_ready(since=mark)
+            self.ready(since=mark)
             report.attach_text(f"boot state {label}", state.summary())
             report.attach_json(f"boot state {label} (json)", state.to_dict())
         return state
@@ -295,6 +303,10 @@ class Target:
         if console is not None and console.exists():
             report.attach_file(f"console {self.board.name}", console, "text/plain")
         report.attach_text("http server log", "\n".join(json.dumps(r, default=str) for r in self.http.log.records))
+
+
+class DeviceSilent(AssertionError):
+    """An OTA event the scenario waits for never came: a product failure (e.g. a bricked board), not the bench's."""
 
 
 class BoardUnavailable(RuntimeError):

@@ -95,7 +95,7 @@ def _parent_fd(text: str) -> int:
     try:
         return parent_fd(text)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m harness.emu") -> int:

@@ -118,3 +118,31 @@ def test_esptool_failure_errors_and_leaves_the_board_off(tmp_path, baseline_file
     assert proc.returncode == 1 and "error" in out.splitlines()[-1], out[-3000:]
     assert "esptool on socket://127.0.0.1:" in out and "connecting failed" in out
     assert open(log).read().split()[-1] == "off"
+
+
+def test_a_dead_board_is_given_up_at_once_and_the_others_go_on(tmp_path, baseline_file):
+    # a bench board whose port is missing, next to a virtual board: one probe, one line per case, no traceback
+    rig, log = _bench_rig(tmp_path, "{path: /dev/ttyHIL-NOT-THERE}", baseline_file)
+    text = open(rig).read().replace("host: 192.0.2.10", "host: auto")  # reachable by the virtual board too
+    text += textwrap.indent(textwrap.dedent("""\
+        updates: [firmware, files]
+      - name: emu8266
+        chip: esp8266
+        virtual: true
+        baseline: micropython
+        updates: [files]
+        """), "  ")
+    open(rig, "w").write(text)
+    proc = run_scenarios("--rig", rig, env=ENV)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert out.splitlines()[-1].startswith("1 passed, 2 errors"), out[-3000:]
+    lines = [x for x in out.splitlines() if x.startswith("ERROR   devkit")]
+    assert len(lines) == 2, out[-3000:]
+    assert float(lines[1].split()[4]) < 1.0, lines  # the second case is not probed again
+    reason = "board devkit of rig bench is not usable, its cases are not run: serial port of devkit: nothing " \
+             "matches path='/dev/ttyHIL-NOT-THERE'"
+    assert out.count(reason) >= 2 and "Traceback" not in out and "harness/" not in out.split("= ERRORS =")[1], \
+        out[-3000:]
+    assert [x for x in out.splitlines() if x.startswith("PASSED  emu8266")], out[-3000:]
+    assert open(log).read().split()[-1] == "off"
