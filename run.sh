@@ -52,7 +52,7 @@ case "${1:-}" in
         setup
         # pytest runs as a child (the report comes after it), so SIGTERM and SIGINT sent to this
         # script are passed on to it: it stops the run and switches every board off; no report then.
-        "$PY" -m pytest scenarios/ --rig "${HIL_RIG:-emu}" -n auto --dist loadgroup \
+        "$PY" -m pytest scenarios/ --rig "${HIL_RIG:-emu}" -n auto \
             --alluredir reports/allure-results --clean-alluredir "$@" &
         pytest_pid=$!
         stopped=""

@@ -1,35 +1,45 @@
-"""Wall time of the whole emulated scenario suite and of each scenario case.
+"""Seconds per scenario case and per phase, and the suite's wall time, on the virtual boards.
 
-Runs ``pytest scenarios/ --rig emu`` as ``./run.sh suite`` does (three workers, one virtual
-board and update kind per worker), prints a line as each case finishes, then the total and each case's time
-(set-up included: restoring the baseline, deploying the agent when needed). Target: the whole suite in under 90 s
-on a 2-core CI machine.
+Runs ``pytest scenarios/ --rig emu -n auto`` as ``./run.sh suite`` does, twice in one go:
 
-    .venv/bin/python benchmarks/scenarios.py [--workers N] [--json]
+* **fast**: what a run does by default: each worker prepares its virtual board once and
+  restores that flash snapshot before every later case, and boot states are read from the
+  board's flash file (the first read of each board also through esptool, as a check);
+* **baseline**: the same suite with ``--no-snapshots --no-direct-reads``: every case
+  flashes and deploys through esptool and mpremote, every boot state is an esptool session.
+
+Each case prints a line as it finishes (the run's own); then, per case, set-up, body and
+boot-state reads (from the Allure results: the ``ota_target`` fixture, the test, the
+"read boot state" steps), the median case after the first case of each worker, the suite's
+wall time, and the ratio of the two runs. Targets (a 2-core machine): median case <= 2 s,
+suite <= 25 s. Times are the emulator's on this machine, not a real board's.
+
+    .venv/bin/python benchmarks/scenarios.py [--workers N] [--fast-only] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
+import glob
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET_S = 90.0
-
+TARGET_CASE_S = 2.0
+TARGET_SUITE_S = 25.0
 
 #: a finished case in pytest -v output: "[gw0] [ 25%] PASSED scenarios/x.py::t[a]" (xdist) or
 #: "scenarios/x.py::t[a] PASSED  [ 25%]" (one process)
 _XDIST_RESULT = re.compile(r"^\[gw\d+\] \[\s*\d+%\] (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+::\S+)")
 _PLAIN_RESULT = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
-_COLLECTED = re.compile(r"(?:collected |\[)(\d+) items?\b")
+#: the harness's own line per case: "PASSED  esp32-0   micropython  firmware   11.8 s  test_x"
+_CASE_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED)\s+(\S+)\s+(\S+)\s+(\S+)\s+([\d.]+) s\s+(\S+)")
 
 
 def finished_case(line: str) -> tuple[str, str] | None:
@@ -43,66 +53,119 @@ def finished_case(line: str) -> tuple[str, str] | None:
     return None
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=3, help="pytest-xdist workers (default 3, as ./run.sh suite)")
-    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    args = ap.parse_args()
-    # with --json, stdout carries only the JSON object; the progress goes to stderr
-    out = sys.stderr if args.json else sys.stdout
+def phases(results_dir: str) -> list[dict]:
+    """Per case, from the Allure results: name, worker, start, total, set-up, body and boot-state seconds."""
+    setup: dict[str, float] = {}
+    for path in glob.glob(os.path.join(results_dir, "*-container.json")):
+        with open(path) as f:
+            container = json.load(f)
+        for before in container.get("befores", []):
+            if before.get("name") == "ota_target":
+                for child in container.get("children", []):
+                    setup[child] = (before["stop"] - before["start"]) / 1000
+    cases = []
+    for path in glob.glob(os.path.join(results_dir, "*-result.json")):
+        with open(path) as f:
+            result = json.load(f)
+        params = {p["name"]: p["value"] for p in result.get("parameters", [])}
+        total = (result["stop"] - result["start"]) / 1000
+        reads = 0.0
 
-    def say(line: str) -> None:
-        print(line, file=out, flush=True)
+        def walk(steps):
+            nonlocal reads
+            for step in steps:
+                if step.get("name", "").startswith("read boot state"):
+                    reads += (step["stop"] - step["start"]) / 1000
+                walk(step.get("steps", []))
 
-    say(f"scenarios: wall time of the scenario suite (pytest scenarios/ --rig emu, {args.workers} worker(s)) on "
-        f"virtual boards (harness.emu) on this machine: times are of the emulator and this machine, not of real "
-        f"boards (target < {TARGET_S:.0f} s on a 2-core CI machine)")
-    with tempfile.TemporaryDirectory() as tmp:
-        junit = os.path.join(tmp, "junit.xml")
-        cmd = [sys.executable, "-m", "pytest", "scenarios/", "--rig", "emu", "-v", "-p", "no:cacheprovider",
-               f"--junitxml={junit}", "-o", "junit_duration_report=total"]
-        if args.workers > 1:
-            cmd += ["-n", str(args.workers), "--dist", "loadgroup"]
-        tail: collections.deque[str] = collections.deque(maxlen=200)
-        total = None
-        done = 0
+        walk(result.get("steps", []))
+        worker = next((label["value"] for label in result.get("labels", []) if label["name"] == "thread"), "")
+        name = result.get("fullName", "").rsplit("#", 1)[-1]
+        cases.append({"case": f"{name}[{params.get('board', '?')}-{params.get('update kind', '?')}]",
+                      "worker": worker, "start": result["start"], "status": result.get("status"),
+                      "total_s": total, "setup_s": setup.get(result["uuid"], 0.0),
+                      "body_s": total - setup.get(result["uuid"], 0.0), "boot_state_s": reads})
+    cases.sort(key=lambda c: c["start"])
+    firsts = {}
+    for c in cases:
+        firsts.setdefault(c["worker"], c["case"])
+    for c in cases:
+        c["first_of_worker"] = firsts[c["worker"]] == c["case"]
+    return cases
+
+
+def run_suite(label: str, extra: list[str], workers: str, say) -> dict:
+    with tempfile.TemporaryDirectory(prefix="hil-bench-scenarios-") as tmp:
+        results = os.path.join(tmp, "allure")
+        cmd = [sys.executable, "-m", "pytest", "scenarios/", "--rig", "emu", "-n", workers, "-p", "no:cacheprovider",
+               "--alluredir", results, "--hil-logs", os.path.join(tmp, "logs"), "--basetemp",
+               os.path.join(tmp, "run"), *extra]
+        say(f"{label}: pytest scenarios/ --rig emu -n {workers} {' '.join(extra)}".rstrip())
         t0 = time.monotonic()
-        # unbuffered, so that each case's line arrives when it finishes
+        tail: list[str] = []
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=env) as proc:
             assert proc.stdout is not None
             for raw in proc.stdout:
                 line = raw.rstrip("\n")
-                tail.append(line)
-                if total is None and (m := _COLLECTED.search(line)):
-                    total = int(m.group(1))
-                    say(f"  {total} cases collected after {time.monotonic() - t0:.1f} s")
-                case = finished_case(line)
-                if case:
-                    done += 1
-                    node, outcome = case
-                    count = f"{done}/{total if total is not None else '?'}"
-                    say(f"  [{count:>5}] {time.monotonic() - t0:6.1f} s elapsed  "
-                        f"{outcome:7} {node.rsplit('::', 1)[-1]}  (virtual board)")
+                tail = (tail + [line])[-200:]
+                if _CASE_LINE.match(line):
+                    say(f"  {time.monotonic() - t0:6.1f} s  {line}  (virtual board)")
         wall = time.monotonic() - t0
-        cases = {}
-        if os.path.exists(junit):
-            for tc in ET.parse(junit).getroot().iter("testcase"):
-                failed = tc.find("failure") is not None or tc.find("error") is not None
-                cases[tc.get("name")] = (float(tc.get("time", 0)), "FAIL" if failed else "ok")
-    if args.json:
-        print(json.dumps({"wall_s": round(wall, 1), "workers": args.workers,
-                          "cases": {k: {"s": round(v[0], 1), "result": v[1]} for k, v in cases.items()}}), flush=True)
-    else:
-        say(f"summary, emulated scenario suite on virtual boards: {len(cases)} cases, {wall:.1f} s wall with "
-            f"{args.workers} worker(s) (target < {TARGET_S:.0f} s)")
-        for name, (secs, result) in sorted(cases.items()):
-            say(f"  {secs:6.1f} s  {result:4}  {name}")
-        say(f"  sum of case times: {sum(v[0] for v in cases.values()):.1f} s")
+        cases = phases(results)
     if proc.returncode != 0:
         print("\n".join(tail)[-3000:], file=sys.stderr, flush=True)
-    return proc.returncode
+    later = [c["total_s"] for c in cases if not c["first_of_worker"]]
+    return {"label": label, "wall_s": wall, "returncode": proc.returncode, "cases": cases,
+            "median_case_s": statistics.median(later) if later else None}
+
+
+def report(run: dict, say) -> None:
+    say(f"{run['label']}: per case (s)       total  set-up    body  boot-state reads")
+    for c in run["cases"]:
+        mark = "  (first case of its worker)" if c["first_of_worker"] else ""
+        say(f"  {c['case'][:60]:60} {c['total_s']:6.1f}  {c['setup_s']:6.1f}  {c['body_s']:6.1f}  "
+            f"{c['boot_state_s']:6.1f}{mark}")
+    median = run["median_case_s"]
+    say(f"{run['label']}: suite {run['wall_s']:.1f} s wall, {len(run['cases'])} cases, median case after each "
+        f"worker's first {median:.2f} s (virtual boards)" if median is not None else
+        f"{run['label']}: suite {run['wall_s']:.1f} s wall, {len(run['cases'])} cases")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", default="auto", help="pytest-xdist workers (default auto, as ./run.sh suite)")
+    ap.add_argument("--fast-only", action="store_true", help="skip the baseline run (no snapshots, esptool reads)")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = ap.parse_args()
+    out = sys.stderr if args.json else sys.stdout  # with --json, stdout carries only the JSON object
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    say("scenarios: seconds per case and phase and the suite's wall time, on virtual boards (harness.emu) on this "
+        f"machine: times are of the emulator, not of real boards (targets: median case <= {TARGET_CASE_S:g} s, "
+        f"suite <= {TARGET_SUITE_S:g} s on a 2-core machine)")
+    runs = [run_suite("fast", [], args.workers, say)]
+    report(runs[0], say)
+    if not args.fast_only:
+        runs.append(run_suite("baseline", ["--no-snapshots", "--no-direct-reads"], args.workers, say))
+        report(runs[1], say)
+        fast, base = runs
+        say(f"ratio: the suite takes {base['wall_s'] / fast['wall_s']:.1f}x as long without snapshots and direct "
+            f"reads ({base['wall_s']:.1f} s / {fast['wall_s']:.1f} s); median case "
+            + (f"{base['median_case_s'] / fast['median_case_s']:.1f}x" if fast["median_case_s"] else "n/a"))
+    fast = runs[0]
+    ok = fast["median_case_s"] is not None and fast["median_case_s"] <= TARGET_CASE_S and \
+        fast["wall_s"] <= TARGET_SUITE_S
+    say(f"targets {'met' if ok else 'NOT met'}: median case {fast['median_case_s'] or 0:.2f} s "
+        f"(<= {TARGET_CASE_S:g}), suite {fast['wall_s']:.1f} s (<= {TARGET_SUITE_S:g})")
+    if args.json:
+        print(json.dumps({r["label"]: {k: v for k, v in r.items() if k != "label"} for r in runs}, default=str),
+              flush=True)
+    return max(r["returncode"] for r in runs)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -54,6 +54,16 @@ class Board:
         # Images this run wrote or served: the boot-state oracle recognises them by MD5.
         self.known_images: list[bytes] = []
         self._prepared = False
+        #: a virtual board's boot state is read from its flash file (no esptool session, no reset);
+        #: the first read of a board also goes through esptool, and the two must agree
+        self.direct_reads = virtual is not None
+        self._cross_checked = False
+        #: whether the last boot-state read reset the board (an esptool session does)
+        self.last_read_reset = False
+        #: a virtual board's prepared flash, saved once and restored before each case
+        self.snapshots = virtual is not None
+        self._saved: dict[str, bytes] = {}
+        self._saved_inputs: dict[str, dict[str, str]] = {}
         #: called with True before the board is switched on and False after it is switched off
         #: (the bench lock records it, so a run that dies with a board on is found by the next one)
         self.on_power: Callable[[bool], None] | None = None
@@ -66,7 +76,10 @@ class Board:
         self.console.attach(timeout=self.spec.boot_timeout)
 
     def power_off(self) -> None:
-        self.console.release()
+        # A bench board's USB-UART may vanish with its power; a virtual board's port stays, and so
+        # does the console, which then sees the next boot from its first byte.
+        if self.virtual is None:
+            self.console.release()
         self.power.off()
         if self.on_power is not None:
             self.on_power(False)
@@ -136,10 +149,49 @@ class Board:
                 self.known_images.append(image)
 
     def boot_state(self) -> BootState:
-        """Read the flash and decode what boots next (the board is reset afterwards and boots)."""
+        """Read the flash and decode what boots next.
+
+        A bench board is read with esptool, after which it is reset and boots. A virtual board
+        is read from its flash file, where nothing is reset; its first read also goes through
+        esptool, and a difference between the two is an error (the esptool path stays tested).
+        ``last_read_reset`` tells whether the board was reset.
+        """
         region = self.files_region()
+        self.last_read_reset = False
+        if not self.direct_reads:
+            self.last_read_reset = True
+            with self.flasher() as f:
+                return read_boot_state(f, self.chip, files_region=region, known=self.known_images)
+        state = read_boot_state(self.flash_file(), self.chip, files_region=region, known=self.known_images)
+        if not self._cross_checked:
+            self.last_read_reset = True
+            with self.flasher() as f:
+                via_esptool = read_boot_state(f, self.chip, files_region=region, known=self.known_images)
+            # checked once it agreed: after a mismatch or a failed session the next read checks again
+            self._cross_checked = via_esptool.to_dict() == state.to_dict()
+            if not self._cross_checked:
+                raise BoardError(f"board {self.name}: the boot state read from its flash file differs from what "
+                                 f"esptool reads:\n{state.summary()}\n-- esptool --\n{via_esptool.summary()}")
+        return state
+
+    def flash_file(self):
+        """A virtual board's flash as the oracle reads it (see :class:`harness.bootstate.FlashFile`)."""
+        from .bootstate import FlashFile
+
+        if self.virtual is None:
+            raise BoardError(f"board {self.name} is not virtual: its flash is read with esptool")
+        return FlashFile(self.virtual.info["flash_file"])
+
+    def flash_md5(self, address: int, size: int) -> str:
+        """MD5 of a flash region: from the flash file of a virtual board, else with esptool (the board is
+        reset afterwards, and this returns once it is ready again)."""
+        if self.direct_reads:
+            return self.flash_file().md5(address, size)
+        mark = self.console.mark()
         with self.flasher() as f:
-            return read_boot_state(f, self.chip, files_region=region, known=self.known_images)
+            digest = f.md5(address, size)
+        self.wait_ready(since=mark)
+        return digest
 
     def files_region(self) -> tuple[int, int] | None:
         """(offset, size) of the MicroPython filesystem; ESP32 boards find it in their partition table."""
@@ -170,6 +222,19 @@ class Board:
         self.app_files = dict(app_files)
         self.app_version = app_version
         self.data_files = dict(data or {})
+        if self.snapshots:
+            inputs = self._inputs(extra)
+            key = _digest(inputs)
+            if key in self._saved:
+                self._restore(self._saved[key])
+                return
+            near = self._near_snapshot(inputs)
+            if near is not None:
+                # the same firmware, agent and application: restore that, then write only what differs
+                self._restore(self._saved[near], changes={n: d for n, d in self._expected_files(extra).items()
+                                                          if inputs[n] != self._saved_inputs[near].get(n)})
+                self._save(key, inputs)
+                return
         if self.power.state() is False:  # e.g. a scenario that cut the power failed before restoring it
             self.power_on()
         in_place = self._prepared and self._reset_slots_if_agent_matches(extra)
@@ -185,6 +250,74 @@ class Board:
             self.console.hard_reset()
         self.wait_ready(since=mark)
         self._prepared = True
+        if self.snapshots:
+            self._save(key, inputs)
+
+    # -- snapshots of a virtual board -------------------------------------------------------------------
+    def _inputs(self, extra: Mapping[str, bytes] | None) -> dict[str, str]:
+        """SHA-256 of everything that goes into the prepared flash: baseline images and every file."""
+        inputs = {f"flash:0x{p.offset:x}": hashlib.sha256(p.data).hexdigest() for p in self.baseline_parts()}
+        inputs["chip"] = f"{self.chip} {self.spec.flash_size}"
+        for name, data in self._expected_files(extra).items():
+            inputs[name] = hashlib.sha256(data).hexdigest()
+        return inputs
+
+    def _near_snapshot(self, inputs: dict[str, str]) -> str | None:
+        """A saved state that differs from ``inputs`` only in files outside the firmware, agent code and slots."""
+        def fixed(d: dict[str, str]) -> dict[str, str]:
+            return {k: v for k, v in d.items() if k.startswith(("flash:", "chip", "lib/", "slots/"))
+                    or k in ("boot.py", "main.py")}
+
+        for key, saved in self._saved_inputs.items():
+            if fixed(saved) == fixed(inputs) and not set(saved) - set(inputs):
+                return key
+        return None
+
+    def _save(self, key: str, inputs: dict[str, str]) -> None:
+        """Save the flash as it is now (the board switched off for it: nothing is half-written)."""
+        mark = self.console.mark()
+        self.power_off()
+        self._saved[key] = self.flash_file().path.read_bytes()
+        self._saved_inputs[key] = inputs
+        self.power_on()
+        self.wait_ready(since=mark)
+        self._prepared = True
+
+    def _restore(self, image: bytes, changes: Mapping[str, bytes] | None = None) -> None:
+        """Put a saved flash back while the board is off, boot it to ready, then write ``changes`` (files)."""
+        self.remember_image(*(p.data for p in self.baseline_parts()))
+        self.power_off()
+        path = self.flash_file().path
+        with open(path, "r+b") as f:
+            f.write(image)
+        mark = self.console.mark()
+        self.power_on()
+        self.wait_ready(since=mark)
+        if changes:
+            self.write_files(changes)
+            mark = self.console.mark()
+            self.console.hard_reset()
+            self.wait_ready(since=mark)
+        self._prepared = True
+
+    def write_files(self, files: Mapping[str, bytes]) -> None:
+        """Write ``files`` (path -> bytes) on the board through the raw REPL, creating directories."""
+        for name, data in files.items():
+            code = ("import os\n"
+                    f"p = {name!r}\n"
+                    "d = ''\n"
+                    "for part in p.split('/')[:-1]:\n"
+                    "    d = d + '/' + part if d else part\n"
+                    "    try:\n"
+                    "        os.mkdir(d)\n"
+                    "    except OSError:\n"
+                    "        pass\n"
+                    "with open(p, 'wb') as f:\n")
+            for i in range(0, len(data), 512):
+                code += f"    f.write({data[i:i + 512]!r})\n"
+            if not data:
+                code += "    pass\n"
+            self.exec(code, timeout=30)
 
     def _expected_files(self, extra: Mapping[str, bytes] | None) -> dict[str, bytes]:
         files = {**agent_files(self.config, extra), **self.data_files}
@@ -263,6 +396,10 @@ class Board:
             self.power.close()
             if self.virtual is not None:
                 self.virtual.stop()
+
+
+def _digest(inputs: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(dict(sorted(inputs.items()))).encode()).hexdigest()
 
 
 def _size_name(size: int) -> str:

@@ -1,25 +1,29 @@
 """The boot-state oracle: what a board's flash says will happen at the next boot.
 
-Read with esptool (``harness.flashing``) and decoded with ``harness.esp``, the same way
-for real and virtual boards: the partition table, both otadata entries, every app slot's
-image (version, validity), which slot the bootloader will start next, and, for the
+Read with esptool (``harness.flashing``) on real boards, and on an idle or switched-off
+virtual board straight from its flash file (:class:`FlashFile`: the flash model writes
+every completed operation through to it, so the file is the flash), and decoded the same
+way from either with ``harness.esp``: the partition table, both otadata entries, every app
+slot's image (version, validity), which slot the bootloader will start next, and, for the
 MicroPython agent's file OTA, the slot record and slot manifests read out of littlefs in
-the filesystem region (``littlefs-python``, blocks fetched from the board as needed).
+the filesystem region (``littlefs-python``, blocks fetched as needed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from .esp import boot as rules
 from .esp.app_image import image_length, verify_image
 from .esp.errors import FormatError
 from .esp.otadata import OTADATA_SECTOR_SIZE, parse_otadata, state_name
 from .esp.partition_table import PartitionTable
-from .flashing import Flasher
 
 PARTITION_TABLE_OFFSET = 0x8000
 BLOCK = 0x1000
@@ -86,10 +90,40 @@ class BootState:
         return "\n".join(lines)
 
 
-class _Reader:
-    """Flash reads through esptool, cached in 4 KiB blocks, fetched in runs."""
+class FlashSource(Protocol):
+    """Where the oracle reads flash from: an esptool session (:class:`~harness.flashing.Flasher`) or a file."""
 
-    def __init__(self, flasher: Flasher):
+    def read(self, address: int, size: int) -> bytes: ...
+
+    def md5(self, address: int, size: int) -> str: ...
+
+
+class FlashFile:
+    """A virtual board's flash, read from its flash file (no esptool session, no reset)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    def read(self, address: int, size: int) -> bytes:
+        with open(self.path, "rb") as f:
+            data = os.pread(f.fileno(), size, address)
+        if len(data) != size:
+            raise FlashReadError(f"{self.path}: 0x{address:x}+0x{size:x} is beyond the flash "
+                                 f"({self.path.stat().st_size} bytes)")
+        return data
+
+    def md5(self, address: int, size: int) -> str:
+        return hashlib.md5(self.read(address, size)).hexdigest()
+
+
+class FlashReadError(RuntimeError):
+    pass
+
+
+class _Reader:
+    """Flash reads from a :class:`FlashSource`, cached in 4 KiB blocks, fetched in runs."""
+
+    def __init__(self, flasher: FlashSource):
         self.flasher = flasher
         self.blocks: dict[int, bytes] = {}
 
@@ -124,7 +158,7 @@ def _image_span(reader: _Reader, offset: int, size: int, chip: str) -> int:
             probe = min(size, probe * 4)
 
 
-def read_boot_state(flasher: Flasher, chip: str, *, files_region: tuple[int, int] | None = None,
+def read_boot_state(flasher: FlashSource, chip: str, *, files_region: tuple[int, int] | None = None,
                     known: Sequence[bytes] = ()) -> BootState:
     """Read and decode the board's boot state; ``files_region`` (offset, size) also decodes the file slots.
 

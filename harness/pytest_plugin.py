@@ -39,6 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hil-logs", default=None, metavar="DIR",
                     help="where each scenario case writes its console and server logs (default: reports/logs, "
                          "one directory per case)")
+    group.addoption("--no-snapshots", action="store_true", default=False,
+                    help="virtual boards: prepare every case from scratch (esptool, mpremote) instead of "
+                         "restoring the state saved after the first")
+    group.addoption("--no-direct-reads", action="store_true", default=False,
+                    help="virtual boards: read boot states with esptool, as on a bench, not from the flash file")
     group.addoption("--no-alluredir", action="store_true", default=False,
                     help="a scenario run writes no Allure results (by default it writes reports/allure-results)")
 
@@ -61,12 +66,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--rig") is not None:
         _select_rig(config)  # an explicit rig with a mistake stops the run before anything starts
     option = config.option
+    worker = hasattr(config, "workerinput")
     if hasattr(option, "allure_report_dir"):
         if _scenario_run(config) and not option.allure_report_dir and not config.getoption("--no-alluredir") \
                 and not option.collectonly:
             option.allure_report_dir = str(reports_dir(config) / "allure-results")
             option.clean_alluredir = True
-        if hasattr(config, "workerinput"):
+        if worker:
             # the controller has cleaned the directory; a worker that did it too could remove what
             # another worker has already written
             option.clean_alluredir = False
@@ -94,6 +100,36 @@ def _select_rig(config: pytest.Config):
             raise pytest.UsageError(str(e)) from None
     config.stash[_RIG_KEY] = (rig, boards)
     return rig, boards
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With pytest-xdist, a scenario run keeps each bench board's cases in one worker process (a board
+    is never driven by two) and each virtual board and update kind's cases in one worker (it starts
+    its own copy of the board once, and then restores its snapshot before each case).
+
+    The group of a case comes from its parameter id (``<board>-<kind>``), so no marker has to
+    survive into xdist's test ids (which pytest-xdist 3.8's ``loadgroup`` cannot do on pytest 9).
+    """
+    if not _scenario_run(config):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups = {}
+    for b in _select_rig(config)[1]:
+        for k in b.updates:
+            groups[f"{b.name}-{k}"] = f"{b.name}-{k}" if b.virtual else b.name
+
+    class BoardScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            param = nodeid.rpartition("[")[2].rstrip("]") if nodeid.endswith("]") else ""
+            if param in groups:
+                return groups[param]
+            # other parameters around it: the longest id that fits (board "m-n" before board "n")
+            fits = [key for key in groups if param.startswith(key + "-") or param.endswith("-" + key)]
+            return groups[max(fits, key=len)] if fits else nodeid  # else not a scenario case: its own scope
+
+    return BoardScheduling(config, log)
 
 
 #: the harness's own tests mostly wait on board processes and sockets, not on the CPU
@@ -128,18 +164,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # With pytest-xdist (--dist loadgroup) each bench board's tests stay on one worker: a board
-    # is never shared between processes, and different boards run in parallel. A virtual board
-    # is started by each worker that needs it, so its update kinds can run side by side.
-    virtual = {}
+    # With pytest-xdist each bench board's cases stay in one worker, and each virtual board and update
+    # kind's cases in one worker (pytest_xdist_make_scheduler)
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or "ota_target" not in callspec.params:
             continue
-        if not virtual:
-            virtual = {b.name: b.virtual for b in _select_rig(config)[1]}
         board, kind = callspec.params["ota_target"]
-        item.add_marker(pytest.mark.xdist_group(f"{board}-{kind}" if virtual.get(board) else board))
         device = next(b.device for b in _select_rig(config)[1] if b.name == board)
         # what the one-line result of the case shows, and the report's parameters (travels with xdist's reports)
         item.user_properties.append(("hil.case", {"board": board, "device": device, "kind": kind}))
@@ -155,7 +186,9 @@ def ota_bench(pytestconfig: pytest.Config, rig, tmp_path_factory):
     from .scenario import OtaBench
 
     workdir = Path(tmp_path_factory.mktemp("bench"))
-    bench = OtaBench(rig, workdir, mutation=pytestconfig.getoption("--agent-mutation"))
+    bench = OtaBench(rig, workdir, mutation=pytestconfig.getoption("--agent-mutation"),
+                     snapshots=not pytestconfig.getoption("--no-snapshots"),
+                     direct_reads=not pytestconfig.getoption("--no-direct-reads"))
     pytestconfig.stash[_BENCH_KEY] = bench
     atexit.register(bench.close)  # a run that ends without its teardown still switches its boards off
     try:

@@ -56,6 +56,10 @@ MICROPYTHON_BASELINE = "micropython"
 DEFAULT_FLASH_SIZE = 4 * 1024 * 1024
 DEFAULT_BAUD = 460800
 DEFAULT_BOOT_TIMEOUT = 15.0
+#: seconds the device gives a new version's health check before it rolls back: a real board's
+#: Wi-Fi and server need a few; a virtual board reaches the harness on the loopback at once
+DEFAULT_CONFIRM_TIMEOUT = 4.0
+DEFAULT_CONFIRM_TIMEOUT_VIRTUAL = 1.0
 DEFAULT_MQTT_PORT = 1883
 #: flash is erased and written in 4 KiB sectors, so a part that starts mid-sector would clobber its neighbour
 SECTOR = 0x1000
@@ -64,7 +68,7 @@ _ROOT_KEYS = ("name", "host", "wifi", "mqtt", "leave_on", "boards")
 _WIFI_KEYS = ("ssid_env", "key_env")
 _MQTT_KEYS = ("broker", "host", "port")
 _BOARD_KEYS = ("name", "chip", "flash_size", "virtual", "baseline", "device", "updates", "baud", "boot_timeout",
-               "port", "power")
+               "confirm_timeout", "port", "power")
 _PART_KEYS = ("offset", "file")
 _VIRTUAL_KEYS = ("power", "channel")
 #: what can power a virtual board besides its control endpoint: a virtual relay board of that kind
@@ -156,6 +160,8 @@ class BoardSpec:
     baud: int
     boot_timeout: float
     line: int
+    #: seconds a new version's health check may take before the device rolls back (``confirm_timeout``)
+    confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT
     #: a virtual board wired to this channel of the rig's virtual LCUS relay (``virtual: {power: lcus,
     #: channel: N}``); None: powered through its control endpoint
     relay_channel: int | None = None
@@ -664,6 +670,8 @@ def _board(node: _Node, rig_dir: Path) -> BoardSpec:
         updates=_optional(fields, "updates", lambda n: _updates(n, chip), list(UPDATES[chip])),
         baud=_optional(fields, "baud", lambda n: _integer(n, 9600, 5_000_000), DEFAULT_BAUD),
         boot_timeout=_optional(fields, "boot_timeout", _seconds, DEFAULT_BOOT_TIMEOUT),
+        confirm_timeout=_optional(fields, "confirm_timeout", _seconds,
+                                  DEFAULT_CONFIRM_TIMEOUT_VIRTUAL if virtual else DEFAULT_CONFIRM_TIMEOUT),
         line=node.line, relay_channel=relay_channel)
 
 

@@ -27,12 +27,15 @@ from .servers import FaultPlan, HttpServer, MqttBroker, OtaPublisher
 
 BASE_APP_VERSION = "1"
 NEXT_APP_VERSION = "2"
-CONFIRM_TIMEOUT_S = 4
 
 
 class OtaBench:
-    def __init__(self, rig, workdir: Path, mutation: str | None = None):
+    def __init__(self, rig, workdir: Path, mutation: str | None = None, *, snapshots: bool = True,
+                 direct_reads: bool = True):
         self.rig = rig
+        #: virtual boards: restore a saved prepared state before each case, read boot states from the flash file
+        self.snapshots = snapshots
+        self.direct_reads = direct_reads
         self.workdir = workdir
         self.mutation = mutation
         self.boards: dict[str, Board] = {}
@@ -78,6 +81,8 @@ class OtaBench:
             if lock is not None:
                 lock.release()
             raise
+        board.snapshots = board.snapshots and self.snapshots
+        board.direct_reads = board.direct_reads and self.direct_reads
         try:
             if lock is not None:
                 board.on_power = lambda on, lock=lock: lock.note(powered=on)
@@ -119,7 +124,7 @@ class OtaBench:
     def config_for(self, board: Board) -> dict:
         ssid, key = ("hil-bench", "") if board.spec.virtual else self.rig.wifi()
         return {"device": board.name, "chip": board.chip, "wifi": {"ssid": ssid, "key": key},
-                "health": self.http.url_for("/health"), "confirm_timeout": CONFIRM_TIMEOUT_S}
+                "health": self.http.url_for("/health"), "confirm_timeout": board.spec.confirm_timeout}
 
     def firmware(self, board: Board) -> FirmwareFactory:
         if board.name not in self._factories:
@@ -280,11 +285,12 @@ class Target:
         return ready.get("firmware") if self.kind == "firmware" else ready.get("files")
 
     def boot_state(self, label: str):
-        """Read the boot state; reading resets the board, so this returns once it is ready again."""
+        """Read the boot state; if reading reset the board (esptool), this returns once it is ready again."""
         with report.step(f"read boot state ({label})"):
             mark = self.board.console.mark()
             state = self.board.boot_state()
-            self.ready(since=mark)
+            if self.board.last_read_reset:
+                self.ready(since=mark)
             report.attach_text(f"boot state {label}", state.summary())
             report.attach_json(f"boot state {label} (json)", state.to_dict())
         return state
@@ -292,8 +298,7 @@ class Target:
     def other_slot_md5(self) -> str | None:
         """MD5 of the slot an update would write (firmware: ota_1 region; files: slot b listing)."""
         if self.kind == "firmware":
-            with self.board.flasher() as f:
-                return f.md5(0x190000, 0x180000)
+            return self.board.flash_md5(0x190000, 0x180000)
         out = self.board.exec("import os\ntry:\n    print(sorted(os.listdir('slots/b')))\nexcept OSError:\n"
                               "    print('absent')")
         return hashlib.md5(out.encode()).hexdigest()

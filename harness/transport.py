@@ -14,6 +14,14 @@ data between telnet commands instead. And it waits at least 50 ms for the server
 to acknowledge each DTR/RTS change; esptool's reset sequence makes five of them.
 TCP delivers the changes in order and esptool times the reset with its own
 sleeps, so the acknowledgement is not waited for.
+
+Opening and closing sleep no fixed time either. pyserial polls for each answer it
+needs while opening (option negotiation, port settings, two buffer purges) with a
+0.05 s sleep before every check, and sleeps 0.3 s after closing; over ``rfc2217://``
+an esptool session spent half a second in those sleeps. Here a poll's sleep ends as
+soon as the reader thread has taken in a telnet command from the server (see
+:class:`_AnswerClock`), and closing hangs up and waits for the server to hang up too,
+which is what the fixed sleep was guessing at.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
+import time
 
 import serial
 import serial.rfc2217
@@ -28,14 +37,87 @@ from serial.rfc2217 import DO, DONT, IAC, SB, SE, WILL, WONT
 from serial.serialutil import PortNotOpenError, Timeout
 
 
+class _AnswerClock:
+    """Stands in for the ``time`` module in pyserial's RFC 2217 client, which looks it up there.
+
+    A ``sleep`` in the thread of a :class:`FastRfc2217Serial` that is waiting for the server
+    (each of pyserial's polls sleeps before it checks) returns as soon as the port's reader
+    has taken in a telnet command that came after the previous check, or after the time
+    asked; anything else sleeps as usual.
+    """
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        port = getattr(_WAITING, "port", None)
+        if port is None:
+            time.sleep(seconds)
+        else:
+            port._wait_for_answer(seconds)
+
+
+_WAITING = threading.local()
+serial.rfc2217.time = _AnswerClock()
+
+
 class FastRfc2217Serial(serial.rfc2217.Serial):
-    """RFC 2217 client that keeps timeout changes local and moves received data in chunks."""
+    """RFC 2217 client that keeps timeout changes local, moves received data in chunks and never sleeps a fixed
+    time waiting for the server."""
 
     def open(self):
         self._leftover = bytearray()
         self._queued = 0
         self._count_lock = threading.Lock()
-        super().open()
+        self._answers = threading.Condition()
+        self._answer_count = 0
+        self._answers_seen = 0
+        with self._waiting():
+            super().open()
+
+    def _waiting(self):
+        port = self
+
+        class Waiting:
+            def __enter__(self):
+                self.before = getattr(_WAITING, "port", None)
+                _WAITING.port = port
+
+            def __exit__(self, *exc):
+                _WAITING.port = self.before
+
+        return Waiting()
+
+    def _answered(self) -> None:
+        with self._answers:
+            self._answer_count += 1
+            self._answers.notify_all()
+
+    def _wait_for_answer(self, seconds: float) -> None:
+        with self._answers:
+            self._answers.wait_for(lambda: self._answer_count > self._answers_seen, seconds)
+            self._answers_seen = self._answer_count
+
+    def close(self):
+        """Hang up and wait (bounded) until the server has hung up too: a server that takes one client at a
+        time then takes the next connection at once. No fixed sleep."""
+        self.is_open = False
+        sock, thread = self._socket, self._thread
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(2)
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self._thread = None
+        self._socket = None
 
     @property
     def in_waiting(self):
@@ -86,10 +168,15 @@ class FastRfc2217Serial(serial.rfc2217.Serial):
         self._rfc2217_options["control"].set(value)
 
     def reset_input_buffer(self):
-        super().reset_input_buffer()
+        with self._waiting():
+            super().reset_input_buffer()
         with self._count_lock:
             self._leftover.clear()
             self._queued = 0
+
+    def reset_output_buffer(self):
+        with self._waiting():
+            super().reset_output_buffer()
 
     def _telnet_read_loop(self):
         # pyserial's loop, with runs of plain data handed over as one chunk.
@@ -97,10 +184,13 @@ class FastRfc2217Serial(serial.rfc2217.Serial):
         mode = normal
         suboption = None
         telnet_command = None
-        while self.is_open:
+        while True:
             try:
                 data = self._socket.recv(65536)
             except socket.timeout:
+                if not self.is_open:
+                    self._read_buffer.put(None)
+                    break
                 continue
             except OSError:
                 self._read_buffer.put(None)
@@ -138,6 +228,7 @@ class FastRfc2217Serial(serial.rfc2217.Serial):
                         mode = normal
                     elif byte == SE:
                         self._telnet_process_subnegotiation(bytes(suboption or b""))
+                        self._answered()
                         suboption = None
                         mode = normal
                     elif byte in (DO, DONT, WILL, WONT):
@@ -145,9 +236,11 @@ class FastRfc2217Serial(serial.rfc2217.Serial):
                         mode = negotiate
                     else:
                         self._telnet_process_command(byte)
+                        self._answered()
                         mode = normal
                 else:
                     self._telnet_negotiate_option(telnet_command, byte)
+                    self._answered()
                     mode = normal
             if out:
                 self._put(bytes(out))

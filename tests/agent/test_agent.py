@@ -33,6 +33,8 @@ def mqtt(bench):
 
 def prepared(bench, board: str, kind: str, **kw) -> Target:
     t = Target(bench, bench.board(board), kind)
+    # what the board printed before this preparation (an earlier test's MQTT session) does not count
+    t.prepared_since = t.board.console.mark()
     t.prepare(**kw)
     return t
 
@@ -190,7 +192,7 @@ def test_firmware_over_mqtt(bench, mqtt):
     broker, publisher = mqtt
     base = "hil/esp32-0/"
     t = prepared(bench, "esp32-0", "firmware", config_extra={"mqtt": bench.mqtt_config(bench.board("esp32-0"))})
-    t.expect("mqtt", since=0, timeout=30, state="subscribed")
+    t.expect("mqtt", since=t.prepared_since, timeout=30, state="subscribed")
     image = bench.firmware(t.board).next()
     t.board.remember_image(image)
     mark = t.board.console.mark()
@@ -206,7 +208,7 @@ def test_files_over_mqtt_with_a_corrupted_chunk(bench, mqtt):
     broker, publisher = mqtt
     base = "hil/esp8266-0/"
     t = prepared(bench, "esp8266-0", "files", config_extra={"mqtt": bench.mqtt_config(bench.board("esp8266-0"))})
-    t.expect("mqtt", since=0, timeout=30, state="subscribed")
+    t.expect("mqtt", since=t.prepared_since, timeout=30, state="subscribed")
     mark = t.board.console.mark()
     # One byte flipped on the wire, the first time it is sent: the chunk CRC catches it and the
     # agent asks for the chunk again.

@@ -9,8 +9,8 @@ of the run exists, and the next run passes.
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time

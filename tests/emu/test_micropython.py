@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from harness.esp.partition_table import PartitionTable
 from harness.emu.runtime_mpy import HEAP_PLAN
+from harness.esp.partition_table import PartitionTable
 from harness.firmware import MICROPYTHON_VERSION, micropython_baseline
 from harness.transport import open_port
 
@@ -162,8 +162,11 @@ def test_mpremote_copies_lists_execs_and_resets(mpy_board, tmp_path, chip):
     assert mpremote(board, "eval", "1 + 41").stdout.strip() == "42"
     boots = len([e for e in board.control.events() if e["event"] == "boot" and e.get("mode") == "flash"])
     mpremote(board, "soft-reset")
+    before_reset = board.control.status()["event_seq"]
     mpremote(board, "reset")
-    board.control.wait_event("mpy-ready", since=board.control.status()["event_seq"] - 10)
+    # the interpreter of the boot that the reset causes (not one from before it)
+    boot = board.control.wait_event("boot", since=before_reset, mode="flash")
+    board.control.wait_event("mpy-ready", since=boot["seq"])
     after = [e for e in board.control.events() if e["event"] == "boot" and e.get("mode") == "flash"]
     assert len(after) == boots + 1  # reset is a hard reset (the chip boots again); soft-reset is not
     mpremote(board, "fs", "rm", ":lib/big.bin")

@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
+from test_micropython import mpremote
 
 from harness.emu.mpy_api import ABSENT, SAME_MODULE, TABLE, port_table
-
-from test_micropython import mpremote
 
 pytestmark = pytest.mark.timeout(300)
 

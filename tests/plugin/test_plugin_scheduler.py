@@ -168,12 +168,9 @@ def test_non_scenario_nodeids_are_not_grouped_together():
 
 
 # -- board names that contain one another -----------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="a case's id is matched against every (board, kind) id by prefix/suffix "
-                                       "in rig order, so board 'n' claims the cases of board 'm-n' that end in "
-                                       "'-n-files'; the bench board 'm-n' is then split over two groups")
 def test_a_bench_board_whose_name_ends_in_another_board_s_name_stays_one_group(bench_rig):
     rig = bench_rig([("n", "esp8266", "files"), ("m-n", "esp32", "firmware, files")])
     sched = scheduler(["scenarios"], rig=rig)
     assert sched._split_scope(case("n-files")) == "n"
     assert sched._split_scope(case("m-n-firmware")) == "m-n"
-    assert sched._split_scope(case("m-n-files")) == "m-n"  # gets "n": the two workers would share board m-n
+    assert sched._split_scope(case("m-n-files")) == "m-n"  # not "n": board m-n stays in one worker

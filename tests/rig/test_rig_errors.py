@@ -88,7 +88,7 @@ CASES = [
      "boards[0]", "expected a mapping describing one board, got 'esp32-0'"),
     ("board unknown key", HEAD + VIRTUAL + "    boot_timout: 30   # <-\n",
      "boards[0].boot_timout", "unknown key (did you mean boot_timeout? allowed: name, chip, flash_size, virtual, "
-                              "baseline, device, updates, baud, boot_timeout, port, power)"),
+                              "baseline, device, updates, baud, boot_timeout, confirm_timeout, port, power)"),
     ("board name missing", HEAD + "  - chip: esp32   # <-\n    virtual: true\n",
      "boards[0].name", "missing (the board's name)"),
     ("board name", HEAD + "  - name: ESP32 0   # <-\n    chip: esp32\n    virtual: true\n",
