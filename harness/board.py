@@ -160,11 +160,14 @@ class Board:
         self.last_read_reset = False
         if not self.direct_reads:
             self.last_read_reset = True
+            self.console.note("boot state read with esptool (the board is reset afterwards)")
             with self.flasher() as f:
                 return read_boot_state(f, self.chip, files_region=region, known=self.known_images)
+        self.console.note("boot state read from the flash file")
         state = read_boot_state(self.flash_file(), self.chip, files_region=region, known=self.known_images)
         if not self._cross_checked:
             self.last_read_reset = True
+            self.console.note("boot state read with esptool too, to check it (the board is reset afterwards)")
             with self.flasher() as f:
                 via_esptool = read_boot_state(f, self.chip, files_region=region, known=self.known_images)
             # checked once it agreed: after a mismatch or a failed session the next read checks again
