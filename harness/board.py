@@ -26,8 +26,9 @@ from .firmware import FlashPart, micropython_baseline
 from .flashing import Flasher
 from .power.base import PowerSwitch
 
-OTADATA_OFFSET = 0xD000
-OTADATA_SIZE = 0x2000
+#: where an ESP32's partition table is (the bootloader's CONFIG_PARTITION_TABLE_OFFSET default)
+PARTITION_TABLE_OFFSET = 0x8000
+PARTITION_TABLE_SIZE = 0xC00
 
 
 class BoardError(RuntimeError):
@@ -48,6 +49,7 @@ class Board:
         self.config: dict = {}
         self._agent_hashes: dict[str, str] | None = None
         self._files_region: tuple[int, int] | None = None
+        self._table = None
         self.app_files: dict[str, bytes] = {}
         self.app_version = ""
         self.data_files: dict[str, bytes] = {}
@@ -138,10 +140,40 @@ class Board:
         """
         parts = self.baseline_parts()
         self.remember_image(*(p.data for p in parts))
+        otadata = self.partition_table().otadata if self.chip == "esp32" else None
         with self.flasher() as f:
             f.write([(p.offset, p.data) for p in parts], skip_unchanged=True)
-            if self.chip == "esp32":
-                f.erase_region(OTADATA_OFFSET, OTADATA_SIZE)
+            if otadata is not None:
+                f.erase_region(otadata.offset, otadata.size)
+
+    def partition_table(self):
+        """The ESP32 partition table the baseline puts on the board (read from its images, at 0x8000)."""
+        from .esp.errors import FormatError
+        from .esp.partition_table import PartitionTable
+
+        if self._table is None:
+            for part in self.baseline_parts():
+                if part.offset <= PARTITION_TABLE_OFFSET < part.offset + len(part.data):
+                    start = PARTITION_TABLE_OFFSET - part.offset
+                    try:
+                        self._table = PartitionTable.from_bytes(part.data[start:start + PARTITION_TABLE_SIZE])
+                    except FormatError as e:
+                        raise BoardError(f"board {self.name}: the baseline's partition table at 0x8000 "
+                                         f"({part.name}) does not parse: {e}") from None
+                    break
+            else:
+                raise BoardError(f"board {self.name}: no baseline image holds a partition table at 0x8000")
+        return self._table
+
+    def update_slot(self):
+        """The app partition an update from the baseline state writes: ESP-IDF's next update partition after the
+        one that boots with blank otadata (factory if there is one, else ota_0)."""
+        from .esp import boot as rules
+        from .esp.otadata import parse_otadata
+
+        table = self.partition_table()
+        blank = parse_otadata(b"\xff" * 0x2000)
+        return rules.get_next_update(table, rules.get_boot_partition(table, blank))
 
     def remember_image(self, *images: bytes) -> None:
         for image in images:

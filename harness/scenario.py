@@ -296,9 +296,13 @@ class Target:
         return state
 
     def other_slot_md5(self) -> str | None:
-        """MD5 of the slot an update would write (firmware: ota_1 region; files: slot b listing)."""
+        """MD5 of the slot an update would write (firmware: the next update partition of the board's partition
+        table; files: slot b listing)."""
         if self.kind == "firmware":
-            return self.board.flash_md5(0x190000, 0x180000)
+            slot = self.board.update_slot()
+            if slot is None:
+                raise BoardError(f"board {self.board.name}: its partition table has no OTA app partition to update")
+            return self.board.flash_md5(slot.offset, slot.size)
         out = self.board.exec("import os\ntry:\n    print(sorted(os.listdir('slots/b')))\nexcept OSError:\n"
                               "    print('absent')")
         return hashlib.md5(out.encode()).hexdigest()
