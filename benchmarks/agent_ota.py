@@ -29,14 +29,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from harness.rig import load_rig  # noqa: E402
-from harness.scenario import OtaBench, Target  # noqa: E402
+from harness.scenario import OtaBench, OtaCase  # noqa: E402
 
 TARGETS = {"esp32-0-firmware": 64 * 1024, "esp8266-0-files": 24 * 1024}
 
 
 def measure(bench: OtaBench, board_name: str, kind: str, say) -> dict:
     board = bench.board(board_name)
-    t = Target(bench, board, kind)
+    t = OtaCase(bench, board, kind)
     say(f"  {board_name} {kind}: preparing the virtual board (baseline firmware, agent, application)")
     t0 = time.monotonic()
     t.prepare()

@@ -8,7 +8,7 @@ MicroPython, the agent's start-up). Median and max of 5 cycles per board.
 
 Then the power-cut sweep's cycle: cut the power (no off time), power on, wait for ``OTA
 ready``, read the boot state (on a virtual board from its flash file; the first read of a
-board, also through esptool, comes before the timing). Target on a virtual board: <= 1 s.
+board, also through esptool, comes before the timing). OtaCase on a virtual board: <= 1 s.
 
     .venv/bin/python benchmarks/power_cycle.py [--rig emu-lcus] [--board NAME] [--cycles 5] [--json]
 """
@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from harness.rig import RigError, load_rig  # noqa: E402
-from harness.scenario import OtaBench, Target  # noqa: E402
+from harness.scenario import OtaBench, OtaCase  # noqa: E402
 
 
 def positive(text: str) -> int:
@@ -50,7 +50,7 @@ def measure(bench: OtaBench, spec, cycles: int, say) -> dict:
     who = f"{spec.name} ({where(spec)} board)"
     say(f"  {who}: preparing: baseline firmware, agent, application")
     t0 = time.monotonic()
-    Target(bench, board, board.spec.updates[0]).prepare()
+    OtaCase(bench, board, board.spec.updates[0]).prepare()
     say(f"  {who}: prepared in {time.monotonic() - t0:.1f} s")
     seconds = []
     for n in range(1, cycles + 1):

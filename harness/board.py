@@ -22,6 +22,7 @@ from pathlib import Path
 from .bootstate import BootState, read_boot_state
 from .console import Console
 from .deploy import RM_TREE, agent_files, deploy
+from .errors import InfrastructureError
 from .firmware import FlashPart, micropython_baseline
 from .flashing import Flasher
 from .power.base import PowerSwitch
@@ -31,7 +32,7 @@ PARTITION_TABLE_OFFSET = 0x8000
 PARTITION_TABLE_SIZE = 0xC00
 
 
-class BoardError(RuntimeError):
+class BoardError(InfrastructureError, RuntimeError):
     """A board could not be brought into the state a test needs (infrastructure, not product)."""
 
 

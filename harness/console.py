@@ -20,12 +20,13 @@ from pathlib import Path
 
 import serial
 
+from .errors import SerialPortFailure
 from .transport import open_port
 
 _OTA_LINE = re.compile(r"^OTA ([a-z-]+)((?: [A-Za-z_]+=\S*)*)\s*$")
 
 
-class ConsoleError(RuntimeError):
+class ConsoleError(SerialPortFailure, RuntimeError):
     """The console could not do what was asked; the message names the port."""
 
 

@@ -22,6 +22,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from .errors import SerialPortFailure
+
 AGENT_DIR = Path(__file__).resolve().parent.parent / "device_fw" / "micropython"
 MANIFEST = ".manifest.json"
 
@@ -37,7 +39,7 @@ RM_TREE = ("import os\n"
            "        pass\n")
 
 
-class DeployError(RuntimeError):
+class DeployError(SerialPortFailure, RuntimeError):
     """mpremote could not put the files on the board; the message names the port and the step."""
 
 

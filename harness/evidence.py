@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from . import report
 
 if TYPE_CHECKING:
-    from .scenario import Target
+    from .scenario import OtaCase
 
 #: console lines a failure message ends with
 TAIL_LINES = 30
@@ -50,7 +50,7 @@ def iso(at: float) -> str:
 class CaseEvidence:
     """The marks a case starts from and the files it writes; one per scenario case."""
 
-    def __init__(self, nodeid: str, target: Target, logs_root: Path):
+    def __init__(self, nodeid: str, target: OtaCase, logs_root: Path):
         self.nodeid = nodeid
         self.target = target
         self.dir = logs_root / case_dir_name(nodeid)

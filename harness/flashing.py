@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import serial
 
+from .errors import SerialPortFailure
 from .transport import open_port
 
 ROM_BAUD = 115200
@@ -27,7 +28,7 @@ ROM_BAUD = 115200
 CHIP_NAMES = {"esp32": "ESP32", "esp8266": "ESP8266"}
 
 
-class FlashingError(RuntimeError):
+class FlashingError(SerialPortFailure, RuntimeError):
     """esptool could not do what was asked; the message names the port and the step."""
 
 

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import InfrastructureError
+
 #: how long a run waits for a board another run holds: long enough for that run's teardown
 #: (power off, ports closed) to finish, short enough that a run against a busy bench stops
 #: with the holder's name instead of hanging
@@ -35,7 +37,7 @@ _POLL_S = 0.1
 _COMMAND_MAX = 120
 
 
-class LockError(RuntimeError):
+class LockError(InfrastructureError, RuntimeError):
     """A board lock could not be taken; ``str()`` is one line naming the board or the lock directory."""
 
 

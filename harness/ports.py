@@ -15,10 +15,12 @@ import time
 
 from serial.tools import list_ports
 
+from .errors import SerialPortFailure
+
 BY_ID = "/dev/serial/by-id"
 
 
-class PortError(RuntimeError):
+class PortError(SerialPortFailure, RuntimeError):
     """No port matches a board's selector; the message names the selector and what was found."""
 
 

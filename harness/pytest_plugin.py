@@ -204,11 +204,11 @@ def ota_bench(pytestconfig: pytest.Config, rig, tmp_path_factory):
 @pytest.fixture
 def ota_target(request: pytest.FixtureRequest, ota_bench):
     from .evidence import CaseEvidence
-    from .scenario import Target
+    from .scenario import OtaCase
 
     board_name, kind = request.param
     board = ota_bench.board(board_name)  # BoardUnavailable: one line (pytest_runtest_makereport)
-    t = Target(ota_bench, board, kind)
+    t = OtaCase(ota_bench, board, kind)
     evidence = CaseEvidence(request.node.nodeid, t, _logs_root(request.config))
     request.node.stash[_EVIDENCE_KEY] = evidence
     try:

@@ -161,13 +161,29 @@ _INFRASTRUCTURE = [
 ]
 
 
+def _by_type(name: str) -> str:
+    """The harness's exception types of category ``name`` (``harness.errors``), as a message prefix."""
+    from .errors import CATEGORY_BASES, failure_types
+
+    base = next((b for b in CATEGORY_BASES if b.category == name), None)
+    if base is None:
+        return ""
+    names = sorted({cls.__name__ for cls in failure_types(base)})
+    return rf"{_ERROR}(?:{'|'.join(names)}):{_ANY}"
+
+
 def categories() -> list[dict[str, Any]]:
-    """The report's categories, in the order a failure is tried against them."""
+    """The report's categories, in the order a failure is tried against them.
+
+    An infrastructure category takes the harness's exception types of that part (by their class,
+    ``harness.errors``) and, for what Python or a library raises, the words its messages start with.
+    """
     # Allure 3 files a failure under the first category that matches, Allure 2 under every one:
     # each regex leaves out the messages of the categories before it, so both file it alike.
     rules: list[dict[str, Any]] = []
     earlier: list[str] = []
-    for name, body in [*_INFRASTRUCTURE, ("Harness errors", _ANY)]:
+    infrastructure = [(name, f"{_by_type(name)}|{body}" if _by_type(name) else body) for name, body in _INFRASTRUCTURE]
+    for name, body in [*infrastructure, ("Harness errors", _ANY)]:
         guard = f"(?!(?:{'|'.join(earlier)})$)" if earlier else ""
         rules.append({"name": name, "matchedStatuses": ["broken"], "messageRegex": f"^{guard}(?:{body})$"})
         earlier.append(body)

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .errors import RigFileFailure
 from .esp.chips import format_size, parse_size
 from .esp.partition_table import micropython_esp32_ota
 from .power import KINDS, PowerSwitchConfigError, PowerSwitchError, make_switch
@@ -88,7 +89,7 @@ MAX_NODES = 10_000
 MAX_DEPTH = 64
 
 
-class RigError(ValueError):
+class RigError(RigFileFailure, ValueError):
     """A rig that cannot be used; ``str()`` is one line: ``file:line: key: problem``."""
 
 

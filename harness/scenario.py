@@ -2,7 +2,7 @@
 
 :class:`OtaBench` lives for the whole pytest session: it opens the rig's boards when a
 test first needs them, runs the HTTP server the devices update from (with its /health
-endpoint) and writes each board's agent config. :class:`Target` is one (board, update
+endpoint) and writes each board's agent config. :class:`OtaCase` is one (board, update
 kind) pair in its baseline state, with the few verbs a scenario needs: publish an
 update (optionally with a fault plan), trigger it, read the running version and the
 boot state.
@@ -21,6 +21,7 @@ from . import report
 from .board import Board, BoardError, open_board
 from .console import OtaEvent
 from .deploy import bundle_manifest
+from .errors import InfrastructureError, PowerFailure, SerialPortFailure, VirtualBoardFailure
 from .firmware import ESP32_APP_OFFSET, FirmwareFactory, app_bundle
 from .locks import BoardLock
 from .servers import FaultPlan, HttpServer, MqttBroker, OtaPublisher
@@ -46,7 +47,7 @@ class OtaBench:
         self._lock = threading.Lock()
         self._factories: dict[str, FirmwareFactory] = {}
         self._mqtt: tuple[MqttBroker, OtaPublisher] | None = None
-        self._unavailable: dict[str, str] = {}
+        self._unavailable: dict[str, tuple[type[BoardUnavailable], str]] = {}
 
     def board(self, name: str) -> Board:
         """Board ``name``, opened and switched on at its first use in this process.
@@ -58,7 +59,8 @@ class OtaBench:
         """
         with self._lock:
             if name in self._unavailable:
-                raise BoardUnavailable(self._unavailable[name])
+                cls, text = self._unavailable[name]
+                raise cls(text)
             if name not in self.boards:
                 try:
                     self.boards[name] = self._open(name)
@@ -66,9 +68,9 @@ class OtaBench:
                     raise
                 except BaseException as e:
                     reason = " ".join(str(e).split()) or type(e).__name__
-                    self._unavailable[name] = f"board {name} of rig {self.rig.name} is not usable, its cases are " \
-                                              f"not run: {reason}"
-                    raise BoardUnavailable(self._unavailable[name]) from None
+                    self._unavailable[name] = (unavailable_because(e), f"board {name} of rig {self.rig.name} is not "
+                                                                        f"usable, its cases are not run: {reason}")
+                    raise self._unavailable[name][0](self._unavailable[name][1]) from None
             return self.boards[name]
 
     def _open(self, name: str) -> Board:
@@ -169,7 +171,7 @@ class Published:
     cut: threading.Event = field(default_factory=threading.Event)
 
 
-class Target:
+class OtaCase:
     """One board and one update kind, prepared in its baseline state."""
 
     def __init__(self, bench: OtaBench, board: Board, kind: str):
@@ -318,8 +320,32 @@ class DeviceSilent(AssertionError):
     """An OTA event the scenario waits for never came: a product failure (e.g. a bricked board), not the bench's."""
 
 
-class BoardUnavailable(RuntimeError):
-    """A board of the rig could not be opened or switched on; ``str()`` is one line naming board and reason."""
+class BoardUnavailable(InfrastructureError, RuntimeError):
+    """A board of the rig could not be opened or switched on; ``str()`` is one line naming board and reason.
+
+    Raised as the subclass of the part that failed (:func:`unavailable_because`), so the report files the
+    board's cases where the cause belongs.
+    """
+
+
+class BoardPortUnavailable(BoardUnavailable, SerialPortFailure):
+    pass
+
+
+class BoardPowerUnavailable(BoardUnavailable, PowerFailure):
+    pass
+
+
+class VirtualBoardUnavailable(BoardUnavailable, VirtualBoardFailure):
+    pass
+
+
+def unavailable_because(cause: BaseException) -> type[BoardUnavailable]:
+    for kind, cls in ((SerialPortFailure, BoardPortUnavailable), (PowerFailure, BoardPowerUnavailable),
+                      (VirtualBoardFailure, VirtualBoardUnavailable)):
+        if isinstance(cause, kind):
+            return cls
+    return BoardUnavailable
 
 
 class LeftOnWarning(UserWarning):

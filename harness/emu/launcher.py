@@ -11,11 +11,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from ..errors import VirtualBoardFailure
 from ..lifeline import Lifeline
 from .control import ControlClient
 
 
-class BoardStartError(RuntimeError):
+class BoardStartError(VirtualBoardFailure, RuntimeError):
     pass
 
 

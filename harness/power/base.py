@@ -11,8 +11,10 @@ from __future__ import annotations
 import abc
 import time
 
+from ..errors import PowerFailure
 
-class PowerSwitchError(Exception):
+
+class PowerSwitchError(PowerFailure):
     """A switch did not do what it was asked; the message names the device and what was expected."""
 
 

@@ -1,6 +1,6 @@
 """The MicroPython OTA agent on virtual boards: every transport, every refusal, the API facades.
 
-Each test prepares its board in the baseline state (``harness.scenario.Target``), serves an
+Each test prepares its board in the baseline state (``harness.scenario.OtaCase``), serves an
 update and checks the agent's console lines (``device_fw/micropython/README.md``) and, where
 the outcome is a new version, that it runs and was confirmed.
 """
@@ -13,7 +13,7 @@ import pytest
 
 from harness.firmware import app_bundle
 from harness.rig import load_rig
-from harness.scenario import OtaBench, Target
+from harness.scenario import OtaBench, OtaCase
 from harness.servers import FaultPlan, HttpServer, TlsMaterial
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -31,19 +31,19 @@ def mqtt(bench):
     return bench.mqtt()  # the rig's broker (embedded on emu) and the OTA publisher
 
 
-def prepared(bench, board: str, kind: str, **kw) -> Target:
-    t = Target(bench, bench.board(board), kind)
+def prepared(bench, board: str, kind: str, **kw) -> OtaCase:
+    t = OtaCase(bench, bench.board(board), kind)
     # what the board printed before this preparation (an earlier test's MQTT session) does not count
     t.prepared_since = t.board.console.mark()
     t.prepare(**kw)
     return t
 
 
-def outcome(t: Target, mark: int, timeout: float = 120):
+def outcome(t: OtaCase, mark: int, timeout: float = 120):
     return t.expect(("refused", "switch"), since=mark, timeout=timeout)
 
 
-def assert_new_version_confirmed(t: Target, switch, version: str):
+def assert_new_version_confirmed(t: OtaCase, switch, version: str):
     ready = t.ready(since=switch.at, timeout=90)
     assert t.running_version(ready) == version
     t.expect("confirmed", since=switch.at, timeout=5)

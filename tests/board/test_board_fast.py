@@ -21,7 +21,7 @@ from harness.board import Board, BoardError
 from harness.bootstate import BootState, FlashFile, SlotState
 from harness.flashing import Flasher
 from harness.rig import load_rig
-from harness.scenario import OtaBench, Target
+from harness.scenario import OtaBench, OtaCase
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -31,7 +31,7 @@ BOARD = "esp32-0"
 class Prepared:
     """The module's bench and target, and what the first prepare and the first reads did."""
 
-    def __init__(self, bench: OtaBench, target: Target):
+    def __init__(self, bench: OtaBench, target: OtaCase):
         self.bench = bench
         self.target = target
         self.board: Board = target.board
@@ -45,7 +45,7 @@ class Prepared:
 def prepared(tmp_path_factory) -> Prepared:
     bench = OtaBench(load_rig("emu"), Path(tmp_path_factory.mktemp("board-fast")))
     try:
-        target = Target(bench, bench.board(BOARD), "firmware")
+        target = OtaCase(bench, bench.board(BOARD), "firmware")
         p = Prepared(bench, target)
         calls = {"deploy": 0, "mpremote": 0, "flasher": 0}
         deploy, mpremote, flasher = harness.board.deploy, harness.deploy.mpremote, Board.flasher
@@ -73,7 +73,7 @@ def prepared(tmp_path_factory) -> Prepared:
 
 
 @pytest.fixture
-def target(prepared) -> Target:
+def target(prepared) -> OtaCase:
     """The module's target, back in its baseline state (restored from the snapshot)."""
     prepared.target.prepare()
     return prepared.target
@@ -184,7 +184,7 @@ def test_only_the_first_read_of_a_board_resets_it(prepared, target, monkeypatch)
     monkeypatch.setattr(Board, "flasher", lambda *a, **k: pytest.fail("a later read used esptool"))
     monkeypatch.setattr(board, "wait_ready", lambda *a, **k: pytest.fail("a read without reset waited for ready"))
     for _ in range(3):
-        state = target.boot_state("again")  # Target waits for ready only after a read that reset the board
+        state = target.boot_state("again")  # OtaCase waits for ready only after a read that reset the board
         assert board.last_read_reset is False
         assert state.to_dict() == prepared.first_state.to_dict()
 
@@ -202,7 +202,7 @@ def test_without_direct_reads_every_read_goes_through_esptool_and_resets(prepare
         mark = board.console.mark()
         board.power_on()
         board.wait_ready(since=mark)
-        target = Target(bench, board, "firmware")
+        target = OtaCase(bench, board, "firmware")
         flasher = Board.flasher
         sessions = []
 

@@ -84,3 +84,39 @@ def test_real_allure_pytest_messages(allure_run):
         message = result["statusDetails"]["message"]
         assert allure2_categories(rules, result["status"], message) == [expected], message
         assert allure3_category(rules, result["status"], message) == expected, message
+
+
+def test_every_failure_type_of_the_harness_is_filed_by_its_class_whatever_its_message_says():
+    from harness.errors import CATEGORY_BASES, failure_types
+
+    rules = report.categories()
+    for base in CATEGORY_BASES:
+        for cls in failure_types(base):
+            # a message that by its words would belong nowhere, or elsewhere: the type decides
+            for text in ("no words of any category", "the server answered 500"):
+                message = f"{cls.__module__}.{cls.__name__}: {text}"
+                assert allure3_category(rules, "broken", message) == base.category, message
+                assert allure2_categories(rules, "broken", message) == [base.category], message
+
+
+def test_a_board_given_up_is_filed_where_its_cause_belongs():
+    from harness.emu.launcher import BoardStartError
+    from harness.ports import PortError
+    from harness.power.base import PowerSwitchError
+    from harness.scenario import (
+        BoardPortUnavailable,
+        BoardPowerUnavailable,
+        BoardUnavailable,
+        VirtualBoardUnavailable,
+        unavailable_because,
+    )
+
+    assert unavailable_because(PortError("x")) is BoardPortUnavailable
+    assert unavailable_because(PowerSwitchError("x")) is BoardPowerUnavailable
+    assert unavailable_because(BoardStartError("x")) is VirtualBoardUnavailable
+    assert unavailable_because(KeyError("x")) is BoardUnavailable
+    rules = report.categories()
+    text = "board devkit of rig bench is not usable, its cases are not run: LCUS relay /dev/x: cannot open"
+    assert allure3_category(rules, "broken", f"harness.scenario.BoardPowerUnavailable: {text}") == \
+        "Infrastructure: power switch"
+    assert allure3_category(rules, "broken", f"harness.scenario.BoardUnavailable: {text}") == "Harness errors"
