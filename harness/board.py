@@ -268,8 +268,8 @@ class Board:
             if near is not None:
                 # the same firmware, agent and application: restore that, then write only what differs
                 self._restore(self._saved[near], changes={n: d for n, d in self._expected_files(extra).items()
-                                                          if inputs[n] != self._saved_inputs[near].get(n)})
-                self._save(key, inputs)
+                                                          if inputs[n] != self._saved_inputs[near].get(n)},
+                              save_as=(key, inputs))
                 return
         if self.power.state() is False:  # e.g. a scenario that cut the power failed before restoring it
             self.power_on()
@@ -319,8 +319,10 @@ class Board:
         self.wait_ready(since=mark)
         self._prepared = True
 
-    def _restore(self, image: bytes, changes: Mapping[str, bytes] | None = None) -> None:
-        """Put a saved flash back while the board is off, boot it to ready, then write ``changes`` (files)."""
+    def _restore(self, image: bytes, changes: Mapping[str, bytes] | None = None,
+                 save_as: tuple[str, dict[str, str]] | None = None) -> None:
+        """Put a saved flash back while the board is off, boot it to ready; then write ``changes`` (files) and
+        save the result as ``save_as`` (switched off for it), after which the board boots once more, to ready."""
         self.remember_image(*(p.data for p in self.baseline_parts()))
         self.power_off()
         path = self.flash_file().path
@@ -331,9 +333,12 @@ class Board:
         self.wait_ready(since=mark)
         if changes:
             self.write_files(changes)
-            mark = self.console.mark()
-            self.console.hard_reset()
-            self.wait_ready(since=mark)
+            if save_as is not None:
+                self._save(*save_as)  # one boot with the new files, which is the one the case gets
+            else:
+                mark = self.console.mark()
+                self.console.hard_reset()
+                self.wait_ready(since=mark)
         self._prepared = True
 
     def write_files(self, files: Mapping[str, bytes]) -> None:
