@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -18,6 +20,8 @@ from harness.emu.launcher import VirtualBoard  # noqa: E402
 # the checkout's reports/ (HIL_REPORTS_DIR is inherited by every pytest they start).
 if "HIL_REPORTS_DIR" not in os.environ or not os.environ["HIL_REPORTS_DIR"].startswith(tempfile.gettempdir()):
     os.environ["HIL_REPORTS_DIR"] = tempfile.mkdtemp(prefix="hil-test-reports-")
+    # removed by the process that made it, when it ends
+    atexit.register(shutil.rmtree, os.environ["HIL_REPORTS_DIR"], True)
 
 
 @pytest.fixture
