@@ -62,6 +62,7 @@ class CaseEvidence:
         self.boot_state_after: Any = None
         self.boot_state_note = ""
         self.files: list[Path] = []
+        self.write_error = ""
         board.console.note(f"set-up of {nodeid}")
 
     # -- phases -----------------------------------------------------------------------------------
@@ -137,8 +138,7 @@ class CaseEvidence:
             self.files = files
         except OSError as e:
             self.files = []
-            self.boot_state_note = self.boot_state_note or ""
-            self._write_error = f"logs not written to {self.dir}: {e.strerror or e}"
+            self.write_error = f"logs not written to {self.dir}: {e.strerror or e}"
         return self.files
 
     def attach(self) -> None:
@@ -163,9 +163,8 @@ class CaseEvidence:
         tail = board.console.tail(self.setup_mark, TAIL_LINES) or "(the board printed nothing since the case began)"
         sections = [(f"console {board.name}: last {TAIL_LINES} lines since the case began", tail)]
         lines = [str(p) for p in self.files]
-        error = getattr(self, "_write_error", "")
-        if error:
-            lines.append(error)
+        if self.write_error:
+            lines.append(self.write_error)
         if self.boot_state_after is not None:
             summary = self.boot_state_after.summary().splitlines()[1:]
             lines.insert(0, "boot state after the failure: " + ("; ".join(summary[:2]) or "nothing decoded"))
