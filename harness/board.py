@@ -323,8 +323,7 @@ class Board:
                  save_as: tuple[str, dict[str, str]] | None = None) -> None:
         """Put a saved flash back while the board is off, boot it to ready; then write ``changes`` (files) and
         save the result as ``save_as`` (switched off for it), after which the board boots once more, to ready."""
-        self.remember_image(*(p.data for p in self.baseline_parts()))
-        self.power_off()
+        self.power_off()  # (the baseline images are known since the full preparation that saved this flash)
         path = self.flash_file().path
         with open(path, "r+b") as f:
             f.write(image)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import SerialPortFailure
+from .lifeline import module_dying_with_parent
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "device_fw" / "micropython"
 MANIFEST = ".manifest.json"
@@ -142,19 +143,10 @@ def stage(directory: Path, config: Mapping, app_version: str, app_files: Mapping
     return directory
 
 
-_WITH_PARENT = (
-    "import ctypes, os, runpy, signal, sys\n"
-    "ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
-    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
-    "sys.argv = sys.argv[2:]\n"
-    "runpy.run_module('mpremote', run_name='__main__', alter_sys=True)\n"
-)
-
-
 def mpremote(port: str, *args: str, cwd: str | Path | None = None, timeout: float = 300) -> str:
     """Run stock mpremote on ``port``; raise DeployError naming the port and the command on failure."""
     # mpremote ends with the process that started it (a parent-death signal), like the boards do
-    cmd = [sys.executable, "-c", _WITH_PARENT, str(os.getpid()), "mpremote", "connect", port, *args]
+    cmd = module_dying_with_parent("mpremote", "connect", port, *args)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:

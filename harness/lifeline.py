@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import sys
 import threading
 
 _PR_SET_PDEATHSIG = 1
@@ -75,6 +76,32 @@ def parent_fd(text: str) -> int:
     except (ValueError, OSError):
         raise ValueError(f"{text!r} is not an open file descriptor") from None
     return fd
+
+
+def parent_fd_argument(text: str) -> int:
+    """``--parent-fd`` as an argparse type: the message names the value."""
+    import argparse
+
+    try:
+        return parent_fd(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def module_dying_with_parent(module: str, *args: str) -> list[str]:
+    """The command line that runs ``python -m module args`` and ends with this process (a parent-death
+    signal, SIGKILL: a program that never reads a pipe cannot notice its parent otherwise). Start it from
+    the main thread: the kernel ties the signal to the thread that started the child."""
+    return [sys.executable, "-c", _RUN_DYING_WITH_PARENT, str(os.getpid()), module, *args]
+
+
+_RUN_DYING_WITH_PARENT = (
+    "import ctypes, os, runpy, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]): os._exit(1)\n"
+    "sys.argv = sys.argv[2:]\n"
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> bool:

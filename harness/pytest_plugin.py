@@ -143,8 +143,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     scenarios, several per CPU for the harness's own tests (PYTEST_XDIST_AUTO_NUM_WORKERS still wins)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    if config.getoption("--rig") is not None or any("scenarios" in Path(str(a).split("::")[0]).parts
-                                                     for a in config.args):
+    if _scenario_run(config):
         _rig, boards = _select_rig(config)
         return max(1, sum(len(b.updates) if b.virtual else 1 for b in boards))
     try:
@@ -386,9 +385,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return  # the controller prints
     state = _CASES.setdefault(report.nodeid, {"seconds": 0.0, "outcome": "PASSED"})
     state["seconds"] += report.duration
-    if report.failed:
-        state["outcome"] = "FAILED" if report.when == "call" and state["outcome"] == "PASSED" else (
-            state["outcome"] if state["outcome"] == "FAILED" else "ERROR")
+    if report.failed and state["outcome"] != "FAILED":
+        state["outcome"] = "FAILED" if report.when == "call" else "ERROR"
     elif report.skipped and state["outcome"] == "PASSED":
         state["outcome"] = "SKIPPED"
     if report.when != "teardown":

@@ -26,6 +26,7 @@ which is what the fixed sleep was guessing at.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import threading
@@ -76,18 +77,15 @@ class FastRfc2217Serial(serial.rfc2217.Serial):
         with self._waiting():
             super().open()
 
+    @contextlib.contextmanager
     def _waiting(self):
-        port = self
-
-        class Waiting:
-            def __enter__(self):
-                self.before = getattr(_WAITING, "port", None)
-                _WAITING.port = port
-
-            def __exit__(self, *exc):
-                _WAITING.port = self.before
-
-        return Waiting()
+        """pyserial's polls in this thread wait for this port's answers (:class:`_AnswerClock`)."""
+        before = getattr(_WAITING, "port", None)
+        _WAITING.port = self
+        try:
+            yield
+        finally:
+            _WAITING.port = before
 
     def _answered(self) -> None:
         with self._answers:

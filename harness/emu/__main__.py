@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+from ..lifeline import parent_fd_argument, watch_parent
+
 CHIPS = ("esp32", "esp8266")
 
 
@@ -83,19 +85,11 @@ def build_parser(prog: str = "python -m harness.emu") -> argparse.ArgumentParser
     p.add_argument("--power-off", action="store_true", help="start with the board powered off")
     p.add_argument("--en-delay", type=parse_delay, default=0.12,
                    help="seconds from EN release to the chip starting (RC delay of the reset line)")
-    p.add_argument("--parent-fd", type=_parent_fd, default=None, metavar="FD",
+    p.add_argument("--parent-fd", type=parent_fd_argument, default=None, metavar="FD",
                    help="stop (board powered off) when this inherited pipe's other end closes: the process "
                         "that started the board holds it, so the board ends with that process however it ends")
     return p
 
-
-def _parent_fd(text: str) -> int:
-    from ..lifeline import parent_fd
-
-    try:
-        return parent_fd(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m harness.emu") -> int:
@@ -146,8 +140,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m harness.emu") -> 
         return 2
     sup.install_signal_handlers()
     if args.parent_fd is not None:
-        from ..lifeline import watch_parent
-
         watch_parent(args.parent_fd)
     print(json.dumps(sup.endpoints()), flush=True)
     try:

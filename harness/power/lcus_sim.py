@@ -23,6 +23,7 @@ import sys
 import tty
 
 from ..emu.control import ControlClient, ControlError
+from ..lifeline import parent_fd_argument, watch_parent
 from .lcus import BOARD_SIZES, START, STATUS_QUERY, lcus_frame
 
 PROG = "python -m harness.power.lcus_sim"
@@ -106,19 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, choices=BOARD_SIZES, default=1, help="relays on the board (default 1)")
     p.add_argument("--board", type=parse_board, action="append", default=[], metavar="N=tcp://HOST:PORT",
                    help="relay N powers the virtual board with this control endpoint (repeatable)")
-    p.add_argument("--parent-fd", type=_parent_fd, default=None, metavar="FD",
+    p.add_argument("--parent-fd", type=parent_fd_argument, default=None, metavar="FD",
                    help="stop when this inherited pipe's other end closes (the process that started the relay "
                         "holds it)")
     return p
 
-
-def _parent_fd(text: str) -> int:
-    from ..lifeline import parent_fd
-
-    try:
-        return parent_fd(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def serve(board: LcusBoard, master: int, wake: int) -> None:
@@ -152,8 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)  # the wakeup fd does the work
     if args.parent_fd is not None:
-        from ..lifeline import watch_parent
-
         watch_parent(args.parent_fd)
 
     print(json.dumps({"port": os.ttyname(slave), "pid": os.getpid(), "channels": args.channels}), flush=True)
