@@ -87,6 +87,9 @@ class Repl:
         self.buf = b""
 
     def send(self, text: str | bytes) -> None:
+        # What was read before this input cannot answer it: an earlier prompt left in the buffer
+        # (the boot prompt and the one the first Enter gives can come in one read) would match at once.
+        self.buf = b""
         self.port.write(text.encode() if isinstance(text, str) else text)
 
     def expect(self, pattern: bytes, timeout: float = 15.0) -> bytes:
