@@ -53,6 +53,8 @@ class Blob:
     content_type: str
     fault: FaultPlan | None
     last_modified: float
+    #: ``Transfer-Encoding: chunked`` for this path (None: the server's setting)
+    chunked: bool | None = None
 
     def read(self) -> bytes:
         if self.data is not None:
@@ -260,10 +262,13 @@ class HttpServer(TcpServerBase):
         return path if path.startswith("/") else "/" + path
 
     def add(self, path: str, data: bytes, content_type: str = OCTET_STREAM, *,
-            fault: FaultPlan | None = None) -> str:
-        """Serve ``data`` at ``path``; returns the URL (once started) or the path."""
+            fault: FaultPlan | None = None, chunked: bool | None = None) -> str:
+        """Serve ``data`` at ``path``; returns the URL (once started) or the path.
+
+        ``chunked`` sends this path's body with ``Transfer-Encoding: chunked`` (True) or with a
+        Content-Length (False) whatever the server's ``chunked`` says."""
         path = self._norm(path)
-        self._blobs[path] = Blob(bytes(data), None, content_type, fault, time.time())
+        self._blobs[path] = Blob(bytes(data), None, content_type, fault, time.time(), chunked)
         return self.url_for(path) if self.endpoint else path
 
     def add_json(self, path: str, obj: Any, *, fault: FaultPlan | None = None) -> str:
@@ -452,9 +457,10 @@ class HttpServer(TcpServerBase):
             announced = stream.announced_length(real_length)
             rec["fault"] = stream.fault
         status = 206 if byte_range else 200
+        chunked = self.chunked if blob.chunked is None else blob.chunked
         h.send_response(status)
         h.send_header("Content-Type", blob.content_type)
-        if self.chunked and not head:
+        if chunked and not head:
             h.send_header("Transfer-Encoding", "chunked")
         else:
             h.send_header("Content-Length", str(announced))
@@ -474,10 +480,10 @@ class HttpServer(TcpServerBase):
         body = stream.prepare_image(data)[first:last + 1]
 
         def send(chunk: bytes) -> None:
-            h.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.chunked else chunk)
+            h.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
 
         result = stream.pump(body, send, offset=first, chunk_size=self.chunk_size)
-        if result.outcome == "complete" and self.chunked:
+        if result.outcome == "complete" and chunked:
             try:
                 h.wfile.write(b"0\r\n\r\n")
             except OSError:

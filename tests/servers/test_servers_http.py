@@ -207,6 +207,20 @@ def test_chunked_transfer_encoding(http_server):
     assert resp.headers["Transfer-Encoding"] == "chunked" and resp.headers["Content-Length"] is None
 
 
+def test_one_path_chunked_on_a_server_that_is_not_and_the_reverse(http_server):
+    srv = http_server(chunked=False)
+    srv.add("/chunked.bin", IMAGE, chunked=True)
+    srv.add("/plain.bin", IMAGE)
+    resp, body = request(srv, "GET", "/chunked.bin")
+    assert body == IMAGE and resp.headers["Transfer-Encoding"] == "chunked" and resp.headers["Content-Length"] is None
+    resp, body = request(srv, "GET", "/plain.bin")
+    assert body == IMAGE and resp.headers["Content-Length"] == str(len(IMAGE))
+    chunked_srv = http_server(chunked=True)
+    chunked_srv.add("/sized.bin", IMAGE, chunked=False)
+    resp, body = request(chunked_srv, "GET", "/sized.bin")
+    assert body == IMAGE and resp.headers["Transfer-Encoding"] is None
+
+
 def test_chunked_truncation_is_an_incomplete_body(http_server):
     srv = http_server(chunked=True, fault=FaultPlan(truncate_at=5000))
     srv.add("/fw.bin", IMAGE)
