@@ -22,6 +22,10 @@ if "HIL_REPORTS_DIR" not in os.environ or not os.environ["HIL_REPORTS_DIR"].star
     os.environ["HIL_REPORTS_DIR"] = tempfile.mkdtemp(prefix="hil-test-reports-")
     # removed by the process that made it, when it ends
     atexit.register(shutil.rmtree, os.environ["HIL_REPORTS_DIR"], True)
+# ... and keep their CA in a temporary directory, not in the user's data directory
+if "HIL_CA_DIR" not in os.environ or not os.environ["HIL_CA_DIR"].startswith(tempfile.gettempdir()):
+    os.environ["HIL_CA_DIR"] = tempfile.mkdtemp(prefix="hil-test-ca-")
+    atexit.register(shutil.rmtree, os.environ["HIL_CA_DIR"], True)
 
 
 @pytest.fixture

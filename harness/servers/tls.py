@@ -41,6 +41,15 @@ WRONG_HOST = "wrong-host.invalid"
 """The only name in the wrong-host certificate (``.invalid`` never resolves)."""
 
 
+def kept_ca_dir() -> Path:
+    """Where the harness keeps its CA: ``$HIL_CA_DIR``, else ``$XDG_DATA_HOME/esp-ota-hil/ca``
+    (``~/.local/share/esp-ota-hil/ca``). Firmware built with its ``ca.pem`` trusts every later run."""
+    if os.environ.get("HIL_CA_DIR"):
+        return Path(os.environ["HIL_CA_DIR"])
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data) / "esp-ota-hil" / "ca"
+
+
 def _new_key(key_type: KeyType) -> PrivateKey:
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -128,6 +137,43 @@ class CertificateAuthority:
                 .sign(key, hashes.SHA256()))
         return cls(key=key, cert=cert, name=name)
 
+    @classmethod
+    def load_or_create(cls, directory: str | os.PathLike[str], key_type: KeyType = "rsa",
+                       valid_days: int = 3650) -> CertificateAuthority:
+        """The CA kept in ``directory`` (``ca.pem``, ``ca.key``), made there on first use.
+
+        A device whose firmware embeds its CA at build time (ESP-IDF's ``cert_pem``) can only
+        trust a CA that outlives one run. Processes that start at once get the same CA (a lock
+        file); a CA that expires within 30 days is replaced.
+        """
+        import fcntl
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cert_file, key_file = directory / "ca.pem", directory / "ca.key"
+        with open(directory / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if cert_file.exists() and key_file.exists():
+                try:
+                    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+                    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+                except ValueError as e:
+                    raise ValueError(f"{directory}: the CA there does not load ({e}); remove ca.pem and ca.key "
+                                     "to make a new one (firmware that embeds the old one must then be "
+                                     "rebuilt)") from None
+                left = cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)
+                if left > dt.timedelta(days=30):
+                    return cls(key=key, cert=cert)  # type: ignore[arg-type]
+            ca = cls.create(key_type=key_type, valid_days=valid_days)
+            tmp = key_file.with_suffix(".tmp")
+            tmp.write_bytes(_key_pem(ca.key))
+            tmp.chmod(0o600)
+            tmp.replace(key_file)
+            tmp = cert_file.with_suffix(".tmp")
+            tmp.write_bytes(ca.cert_pem)
+            tmp.replace(cert_file)
+            return ca
+
     @property
     def cert_pem(self) -> bytes:
         """What the device is given to trust."""
@@ -172,15 +218,17 @@ class TlsMaterial:
 
     @classmethod
     def create(cls, directory: str | os.PathLike[str], hosts: list[str] | None = None, *,
-               key_type: KeyType = "rsa") -> TlsMaterial:
+               key_type: KeyType = "rsa", ca_dir: str | os.PathLike[str] | None = None) -> TlsMaterial:
         """Make a CA and the server/expired/wrong-host certificates for ``hosts``.
 
-        ``hosts`` defaults to ``localhost`` plus :func:`local_addresses`.
+        ``hosts`` defaults to ``localhost`` plus :func:`local_addresses`. With ``ca_dir`` the CA is
+        the one kept there (:meth:`CertificateAuthority.load_or_create`), not a new one.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         hosts = list(hosts) if hosts else ["localhost", *local_addresses()]
-        ca = CertificateAuthority.create(key_type=key_type)
+        ca = (CertificateAuthority.create(key_type=key_type) if ca_dir is None
+              else CertificateAuthority.load_or_create(ca_dir, key_type=key_type))
         leaf_key = _new_key(key_type)
         now = dt.datetime.now(dt.timezone.utc)
         issued = [
@@ -222,5 +270,5 @@ class TlsMaterial:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
 
-__all__ = ["CertKind", "CertificateAuthority", "IssuedCert", "KeyType", "TlsMaterial", "WRONG_HOST",
+__all__ = ["CertKind", "CertificateAuthority", "IssuedCert", "KeyType", "TlsMaterial", "WRONG_HOST", "kept_ca_dir",
            "local_addresses"]

@@ -436,3 +436,47 @@ def test_tls_material_files_and_names(tls_material):
     assert server.key_file.stat().st_mode & 0o777 == 0o600
     with pytest.raises(KeyError, match="'nope'"):
         tls_material.cert("nope")
+
+
+def test_a_kept_ca_is_the_same_for_every_run_and_processes_starting_at_once(tmp_path):
+    import concurrent.futures
+    import subprocess
+    import sys
+
+    ca_dir = tmp_path / "ca"
+    code = ("import sys; from harness.servers.tls import CertificateAuthority as C; "
+            "sys.stdout.write(C.load_or_create(sys.argv[1], key_type='ec').cert_pem.decode())")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        pems = list(pool.map(lambda _: subprocess.run([sys.executable, "-c", code, str(ca_dir)], capture_output=True,
+                                                      text=True, check=True).stdout, range(4)))
+    assert len(set(pems)) == 1 and "BEGIN CERTIFICATE" in pems[0]
+    assert (ca_dir / "ca.key").stat().st_mode & 0o777 == 0o600
+    # a run's leaf certificates are issued by the kept CA, so firmware built with ca.pem trusts them
+    material = TlsMaterial.create(tmp_path / "run", key_type="ec", ca_dir=ca_dir)
+    assert material.ca_pem.decode() == pems[0]
+    srv = HttpServer(tls=material.cert("server"))
+    srv.start()
+    try:
+        srv.add("/fw.bin", IMAGE)
+        assert request(srv, "GET", "/fw.bin", context=ssl.create_default_context(cafile=str(ca_dir / "ca.pem")))[1] \
+            == IMAGE
+    finally:
+        srv.stop()
+    (ca_dir / "ca.key").write_text("not a key")
+    with pytest.raises(ValueError, match="does not load"):
+        TlsMaterial.create(tmp_path / "run2", key_type="ec", ca_dir=ca_dir)
+
+
+def test_hil_ca_prints_the_kept_ca(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.setenv("HIL_CA_DIR", str(tmp_path / "kept"))
+    assert main(["ca"]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path == str(tmp_path / "kept" / "ca.pem") and "BEGIN CERTIFICATE" in open(path).read()
+    assert main(["ca"]) == 0 and capsys.readouterr().out.strip() == path
+    monkeypatch.delenv("HIL_CA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    from harness.servers.tls import kept_ca_dir
+
+    assert kept_ca_dir() == tmp_path / "data" / "esp-ota-hil" / "ca"
