@@ -1,10 +1,13 @@
 """Board: what a scenario drives, the same for a board on a bench and a virtual one.
 
 It bundles the power switch, the serial console, esptool (``harness.flashing``), the
-agent deployment (``harness.deploy``) and the boot-state oracle (``harness.bootstate``).
-Only :func:`open_board` knows the difference between real and virtual boards: a virtual
-board is started here and powered through its control endpoint; a real one is reached
-through the rig's port selector and power switch.
+snapshots of a virtual board's prepared flash and the boot-state oracle
+(``harness.bootstate``). What runs on the board is a device implementation
+(``harness.devices``): it uses these to put itself on the board, and the board knows it only
+as :attr:`Board.device` (whose console parser and flash layout are the board's while it is
+there). Only :func:`open_board` knows the difference between real and virtual boards: a
+virtual board is started here and powered through its control endpoint; a real one is
+reached through the rig's port selector and power switch.
 
 A board is left powered off when it is closed, whatever happened before (unless the
 rig says ``leave_on``).
@@ -16,16 +19,19 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .bootstate import BootState, read_boot_state
-from .console import Console
-from .deploy import RM_TREE, agent_files, deploy
+from .console import Console, NoEvents, OtaEvent
 from .errors import InfrastructureError
-from .firmware import FlashPart, micropython_baseline
+from .firmware import FlashPart
 from .flashing import Flasher
 from .power.base import PowerSwitch
+
+if TYPE_CHECKING:
+    from .devices.base import Device
 
 #: where an ESP32's partition table is (the bootloader's CONFIG_PARTITION_TABLE_OFFSET default)
 PARTITION_TABLE_OFFSET = 0x8000
@@ -47,16 +53,11 @@ class Board:
         self.power = power
         self.virtual = virtual  # harness.emu.launcher.VirtualBoard for virtual boards
         self.console = Console(url, self.name, workdir / f"{self.name}.console.log")
-        self.config: dict = {}
-        self._agent_hashes: dict[str, str] | None = None
-        self._files_region: tuple[int, int] | None = None
+        #: the device implementation on the board (``harness.devices``), once one has been put there
+        self.device: Device | None = None
         self._table = None
-        self.app_files: dict[str, bytes] = {}
-        self.app_version = ""
-        self.data_files: dict[str, bytes] = {}
         # Images this run wrote or served: the boot-state oracle recognises them by MD5.
         self.known_images: list[bytes] = []
-        self._prepared = False
         #: a virtual board's boot state is read from its flash file (no esptool session, no reset);
         #: the first read of a board also goes through esptool, and the two must agree
         self.direct_reads = virtual is not None
@@ -129,67 +130,104 @@ class Board:
         if reset:
             self.console.hard_reset()
 
+    # -- the device implementation on the board ------------------------------------------------------------
+    def use_device(self, device: Device | None) -> None:
+        """``device`` is now what runs on the board: its console lines are events, its baseline the flash layout."""
+        self.device = device
+        self.console.parser = device.parser if device is not None else NoEvents()
+        self._table = None
+
     def baseline_parts(self) -> list[FlashPart]:
-        if self.spec.baseline == "micropython":
-            return micropython_baseline(self.chip, flash_size=_size_name(self.spec.flash_size))
-        return [FlashPart(p.offset, Path(p.path).read_bytes(), Path(p.path).name) for p in self.spec.baseline]
+        """The baseline images of the device on the board: where the board's flash layout comes from."""
+        if self.device is None:
+            raise BoardError(f"board {self.name}: no device implementation has been put on it yet")
+        return self.device.baseline_parts()
 
-    def restore_firmware(self) -> None:
-        """The baseline firmware in place (written only where its MD5 differs) and booting first.
+    def wait_ready(self, since: int | None = None, timeout: float | None = None) -> OtaEvent:
+        """Wait until the device on the board is ready (its ``ready`` event after ``since``)."""
+        if self.device is None:
+            raise BoardError(f"board {self.name}: no device implementation has been put on it yet")
+        return self.device.wait_ready(since=since, timeout=timeout)
 
-        Erasing otadata makes an ESP32 boot ota_0 again, whatever an update did before.
+    def restore_firmware(self, parts: Sequence[FlashPart] | None = None, erase: Sequence[str] = ()) -> None:
+        """The baseline images in place (written only where their MD5 differs) and booting first.
+
+        Erasing otadata makes an ESP32 boot its first app again, whatever an update did before;
+        ``erase`` names more partitions of the table to erase (e.g. ``nvs``, where a client keeps its
+        state). The board is reset afterwards (its boot is in the console).
         """
-        parts = self.baseline_parts()
+        parts = list(self.baseline_parts() if parts is None else parts)
         self.remember_image(*(p.data for p in parts))
-        otadata = self.partition_table().otadata if self.chip == "esp32" else None
+        regions = []
+        if self.chip == "esp32":
+            table = self.partition_table(parts)
+            if table.otadata is not None:
+                regions.append((table.otadata.offset, table.otadata.size))
+            for label in erase:
+                found = table.find(label)
+                if found is not None:
+                    regions.append((found.offset, found.size))
         with self.flasher() as f:
             f.write([(p.offset, p.data) for p in parts], skip_unchanged=True)
-            if otadata is not None:
-                f.erase_region(otadata.offset, otadata.size)
+            for offset, size in regions:
+                f.erase_region(offset, size)
 
-    def partition_table(self):
-        """The ESP32 partition table the baseline puts on the board (read from its images, at 0x8000)."""
+    def partition_table(self, parts: Sequence[FlashPart] | None = None):
+        """The ESP32 partition table a baseline puts on the board (read from its images, at 0x8000): ``parts``, or
+        the baseline of the device on the board."""
         from .esp.errors import FormatError
         from .esp.partition_table import PartitionTable
 
-        if self._table is None:
-            for part in self.baseline_parts():
+        if parts is not None or self._table is None:
+            table = None
+            for part in self.baseline_parts() if parts is None else parts:
                 if part.offset <= PARTITION_TABLE_OFFSET < part.offset + len(part.data):
                     start = PARTITION_TABLE_OFFSET - part.offset
                     try:
-                        self._table = PartitionTable.from_bytes(part.data[start:start + PARTITION_TABLE_SIZE])
+                        table = PartitionTable.from_bytes(part.data[start:start + PARTITION_TABLE_SIZE])
                     except FormatError as e:
                         raise BoardError(f"board {self.name}: the baseline's partition table at 0x8000 "
                                          f"({part.name}) does not parse: {e}") from None
                     break
             else:
                 raise BoardError(f"board {self.name}: no baseline image holds a partition table at 0x8000")
+            if parts is not None:
+                return table
+            self._table = table
         return self._table
 
-    def update_slot(self):
-        """The app partition an update from the baseline state writes: ESP-IDF's next update partition after the
-        one that boots with blank otadata (factory if there is one, else ota_0)."""
+    def baseline_slot(self):
+        """The app partition the baseline state boots: the one that boots with blank otadata (factory if there is
+        one, else ota_0)."""
         from .esp import boot as rules
         from .esp.otadata import parse_otadata
 
-        table = self.partition_table()
-        blank = parse_otadata(b"\xff" * 0x2000)
-        return rules.get_next_update(table, rules.get_boot_partition(table, blank))
+        return rules.get_boot_partition(self.partition_table(), parse_otadata(b"\xff" * 0x2000))
+
+    def update_slot(self):
+        """The app partition an update from the baseline state writes: ESP-IDF's next update partition after
+        :meth:`baseline_slot`."""
+        from .esp import boot as rules
+
+        return rules.get_next_update(self.partition_table(), self.baseline_slot())
 
     def remember_image(self, *images: bytes) -> None:
         for image in images:
             if image not in self.known_images:
                 self.known_images.append(image)
 
-    def boot_state(self) -> BootState:
-        """Read the flash and decode what boots next.
+    def boot_state(self, files_region: tuple[int, int] | None = None) -> BootState:
+        """Read the flash and decode what boots next (``files_region``: where a file system with slot records is;
+        by default where the device on the board says).
 
         A bench board is read with esptool, after which it is reset and boots. A virtual board
         is read from its flash file, where nothing is reset; its first read also goes through
         esptool, and a difference between the two is an error (the esptool path stays tested).
         ``last_read_reset`` tells whether the board was reset.
         """
-        region = self.files_region()
+        region = files_region
+        if region is None and self.device is not None:
+            region = self.device.files_region()
         self.last_read_reset = False
         if not self.direct_reads:
             self.last_read_reset = True
@@ -229,201 +267,35 @@ class Board:
         self.wait_ready(since=mark)
         return digest
 
-    def files_region(self) -> tuple[int, int] | None:
-        """(offset, size) of the MicroPython filesystem; ESP32 boards find it in their partition table."""
-        if self.chip == "esp32":
-            return None
-        if self._files_region is None:
-            # What MicroPython's esp8266 port uses: from flash_user_start + 1 reserved sector to
-            # 20 KiB before the end (asked once, it depends on the firmware build).
-            out = self.exec("import esp; print(esp.flash_user_start(), esp.flash_size())")
-            start, size = (int(x) for x in out.split())
-            first = start // 0x1000 + 1
-            self._files_region = (first * 0x1000, ((size - 20480) // 0x1000 - first) * 0x1000)
-        return self._files_region
-
-    # -- the device implementation -----------------------------------------------------------------
-    def exec(self, code: str, timeout: float = 30.0) -> str:
-        return self.console.exec_raw(code, timeout=timeout)
-
-    def prepare(self, config: Mapping, app_version: str, app_files: Mapping[str, bytes],
-                extra: Mapping[str, bytes] | None = None, data: Mapping[str, bytes] | None = None) -> None:
-        """Baseline firmware, the agent, ``config`` and application ``app_version`` in slot a; wait for ready.
-
-        The agent is copied with mpremote only when what the board holds differs; otherwise
-        only the application slots are reset (before the firmware reset, so the board boots
-        straight into the baseline without a trial boot to sit through).
-        """
-        self.config = dict(config)
-        self.app_files = dict(app_files)
-        self.app_version = app_version
-        self.data_files = dict(data or {})
-        if self.snapshots:
-            inputs = self._inputs(extra)
-            key = _digest(inputs)
-            if key in self._saved:
-                self._restore(self._saved[key])
-                return
-            near = self._near_snapshot(inputs)
-            if near is not None:
-                # the same firmware, agent and application: restore that, then write only what differs
-                self._restore(self._saved[near], changes={n: d for n, d in self._expected_files(extra).items()
-                                                          if inputs[n] != self._saved_inputs[near].get(n)},
-                              save_as=(key, inputs))
-                return
-        if self.power.state() is False:  # e.g. a scenario that cut the power failed before restoring it
-            self.power_on()
-        in_place = self._prepared and self._reset_slots_if_agent_matches(extra)
-        mark = self.console.mark()
-        self.restore_firmware()
-        if not in_place:
-            self.wait_boot(since=mark)
-            if not self._reset_slots_if_agent_matches(extra):
-                with self.port_lent():
-                    deploy(self.url, self.config, app_version, app_files, extra=extra, reset=False,
-                           data=self.data_files)
-            mark = self.console.mark()
-            self.console.hard_reset()
-        self.wait_ready(since=mark)
-        self._prepared = True
-        if self.snapshots:
-            self._save(key, inputs)
-
     # -- snapshots of a virtual board -------------------------------------------------------------------
-    def _inputs(self, extra: Mapping[str, bytes] | None) -> dict[str, str]:
-        """SHA-256 of everything that goes into the prepared flash: baseline images and every file."""
-        inputs = {f"flash:0x{p.offset:x}": hashlib.sha256(p.data).hexdigest() for p in self.baseline_parts()}
-        inputs["chip"] = f"{self.chip} {self.spec.flash_size}"
-        for name, data in self._expected_files(extra).items():
-            inputs[name] = hashlib.sha256(data).hexdigest()
-        return inputs
+    @staticmethod
+    def snapshot_key(inputs: Mapping[str, str]) -> str:
+        return _digest(inputs)
 
-    def _near_snapshot(self, inputs: dict[str, str]) -> str | None:
-        """A saved state that differs from ``inputs`` only in files outside the firmware, agent code and slots."""
-        def fixed(d: dict[str, str]) -> dict[str, str]:
-            return {k: v for k, v in d.items() if k.startswith(("flash:", "chip", "lib/", "slots/"))
-                    or k in ("boot.py", "main.py")}
+    def saved_inputs(self) -> dict[str, dict[str, str]]:
+        """The inputs (what went into the flash: images, files, device) of every saved snapshot, by key."""
+        return dict(self._saved_inputs)
 
-        for key, saved in self._saved_inputs.items():
-            if fixed(saved) == fixed(inputs) and not set(saved) - set(inputs):
-                return key
-        return None
-
-    def _save(self, key: str, inputs: dict[str, str]) -> None:
-        """Save the flash as it is now (the board switched off for it: nothing is half-written)."""
+    def save_snapshot(self, inputs: Mapping[str, str], ready: Callable[[int], object]) -> str:
+        """Save the flash as it is now under ``inputs`` (the board switched off for it: nothing is half-written),
+        then switch it on again and wait with ``ready(mark)``; returns the key."""
+        key = _digest(inputs)
         mark = self.console.mark()
         self.power_off()
         self._saved[key] = self.flash_file().path.read_bytes()
-        self._saved_inputs[key] = inputs
+        self._saved_inputs[key] = dict(inputs)
         self.power_on()
-        self.wait_ready(since=mark)
-        self._prepared = True
+        ready(mark)
+        return key
 
-    def _restore(self, image: bytes, changes: Mapping[str, bytes] | None = None,
-                 save_as: tuple[str, dict[str, str]] | None = None) -> None:
-        """Put a saved flash back while the board is off, boot it to ready; then write ``changes`` (files) and
-        save the result as ``save_as`` (switched off for it), after which the board boots once more, to ready."""
-        self.power_off()  # (the baseline images are known since the full preparation that saved this flash)
-        path = self.flash_file().path
-        with open(path, "r+b") as f:
-            f.write(image)
+    def restore_snapshot(self, key: str, ready: Callable[[int], object]) -> None:
+        """Put a saved flash back while the board is off and switch it on; ``ready(mark)`` waits for the device."""
+        self.power_off()
+        with open(self.flash_file().path, "r+b") as f:
+            f.write(self._saved[key])
         mark = self.console.mark()
         self.power_on()
-        self.wait_ready(since=mark)
-        if changes:
-            self.write_files(changes)
-            if save_as is not None:
-                self._save(*save_as)  # one boot with the new files, which is the one the case gets
-            else:
-                mark = self.console.mark()
-                self.console.hard_reset()
-                self.wait_ready(since=mark)
-        self._prepared = True
-
-    def write_files(self, files: Mapping[str, bytes]) -> None:
-        """Write ``files`` (path -> bytes) on the board through the raw REPL, creating directories."""
-        for name, data in files.items():
-            code = ("import os\n"
-                    f"p = {name!r}\n"
-                    "d = ''\n"
-                    "for part in p.split('/')[:-1]:\n"
-                    "    d = d + '/' + part if d else part\n"
-                    "    try:\n"
-                    "        os.mkdir(d)\n"
-                    "    except OSError:\n"
-                    "        pass\n"
-                    "with open(p, 'wb') as f:\n")
-            for i in range(0, len(data), 512):
-                code += f"    f.write({data[i:i + 512]!r})\n"
-            if not data:
-                code += "    pass\n"
-            self.exec(code, timeout=30)
-
-    def _expected_files(self, extra: Mapping[str, bytes] | None) -> dict[str, bytes]:
-        files = {**agent_files(self.config, extra), **self.data_files}
-        for name, data in self.app_files.items():
-            files[f"slots/a/{name}"] = data
-        return files
-
-    def _reset_slots_if_agent_matches(self, extra: Mapping[str, bytes] | None) -> bool:
-        """One REPL call: if every agent and slot-a file has the expected SHA-256, put slot a back in charge."""
-        from .deploy import bundle_manifest
-
-        want = {name: hashlib.sha256(data).hexdigest() for name, data in self._expected_files(extra).items()}
-        manifest = json.dumps(bundle_manifest(self.app_version, self.app_files))
-        state = json.dumps({"active": "a", "previous": None, "pending": False, "tries": 0})
-        code = ("import os, hashlib, binascii\n"
-                f"want = {want!r}\n"
-                "def sha(n):\n"
-                "    try:\n"
-                "        h = hashlib.sha256()\n"
-                "        with open(n, 'rb') as f:\n"
-                "            while True:\n"
-                "                b = f.read(1024)\n"
-                "                if not b:\n"
-                "                    break\n"
-                "                h.update(b)\n"
-                "        return binascii.hexlify(h.digest()).decode()\n"
-                "    except OSError:\n"
-                "        return '-'\n"
-                "diff = [n for n in want if sha(n) != want[n]]\n"
-                + RM_TREE +
-                "if not diff:\n"
-                "    rm('slots/b')\n"
-                "    for n in os.listdir('/'):\n"
-                "        if n.endswith('.new') or n.endswith('.part'):\n"
-                "            os.remove(n)\n"
-                # Closed at once: a file left to the garbage collector is not on flash before a reset.
-                f"    with open('slots/a/.manifest.json', 'w') as f:\n"
-                f"        f.write({manifest!r})\n"
-                f"    with open('ota_state.json', 'w') as f:\n"
-                f"        f.write({state!r})\n"
-                "print('DIFF', diff)\n")
-        try:
-            out = self.exec(code, timeout=10)
-        except Exception:
-            return False
-        return "DIFF []" in out
-
-    def wait_boot(self, since: int, timeout: float | None = None) -> None:
-        """Wait until MicroPython runs after a reset: its banner, or the agent's boot.py line.
-
-        The banner comes only when the REPL starts, after main.py: a main.py that keeps running
-        (the agent waiting for MQTT offers) never shows it, on a bench as on a virtual board.
-        """
-        self.console.expect(r"MicroPython v\S+ on |OTA slot ", timeout or self.spec.boot_timeout + 10, since=since)
-
-    def wait_ready(self, since: int | None = None, timeout: float | None = None):
-        """Wait for the agent's ``OTA ready`` line (it has confirmed whatever was on trial)."""
-        return self.console.expect_event("ready", timeout or self.spec.boot_timeout + 20,
-                                         since=self.console.mark() if since is None else since)
-
-    def trigger_update(self, kind: str, manifest_url: str) -> int:
-        """The serial command: run an HTTP(S) pull of ``manifest_url`` from the REPL; returns the console mark."""
-        mark = self.console.mark()
-        # The raw REPL's "OK" has no line end after it: start the device's output on a new line.
-        self.console.exec_raw(f"print()\nimport otaagent\notaagent.update({kind!r}, {manifest_url!r})\n", wait=False)
-        return mark
+        ready(mark)
 
     # -- teardown ---------------------------------------------------------------------------------------
     def close(self) -> None:

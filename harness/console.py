@@ -5,9 +5,10 @@ too, so :meth:`Console.release` closes it (the log keeps what was read) and
 :meth:`Console.attach` opens it again; :class:`harness.board.Board` does this around
 every flashing and deploy step.
 
-The device implementation reports every event the harness asserts on as one line
-``OTA <event> key=value ...`` (``device_fw/micropython/README.md``); :meth:`Console.events`
-parses them.
+Which lines are OTA events is the device implementation's business (``harness.devices``): the
+device on the board sets :attr:`Console.parser`, and :meth:`Console.events` hands it the lines.
+This module knows the line formats devices share: ESP-IDF's log lines ``X (ms) tag: message``
+(:func:`parse_idf_log_line`, colours stripped).
 """
 
 from __future__ import annotations
@@ -15,15 +16,20 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import serial
 
 from .errors import SerialPortFailure
 from .transport import open_port
 
-_OTA_LINE = re.compile(r"^OTA ([a-z-]+)((?: [A-Za-z_]+=\S*)*)\s*$")
+#: ANSI colour and cursor sequences (ESP-IDF's CONFIG_LOG_COLORS)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: ESP-IDF's log line: level letter, milliseconds since boot (or a wall-clock time), tag, message
+_IDF_LOG = re.compile(r"^(?P<level>[EWIDV]) \((?P<time>[0-9:.]+)\) (?P<tag>[^:\s][^:]*?): ?(?P<message>.*)$")
 
 
 class ConsoleError(SerialPortFailure, RuntimeError):
@@ -43,23 +49,53 @@ class OtaEvent:
         return self.fields.get(key, default)
 
 
-def _clock(at: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+class EventParser(Protocol):
+    """How a device implementation's console lines become OTA events (one per device, ``harness.devices``)."""
+
+    def parse_lines(self, lines: Iterable[str]) -> Iterator[tuple[int, str, dict[str, str]]]:
+        """``(index of the line, event name, fields)`` for each line of ``lines`` that is an event."""
+        ...
 
 
-def parse_ota_line(line: str) -> tuple[str, dict[str, str]] | None:
-    m = _OTA_LINE.match(line.strip())
+class NoEvents:
+    """The parser of a console no device implementation has claimed yet: nothing is an event."""
+
+    def parse_lines(self, lines: Iterable[str]) -> Iterator[tuple[int, str, dict[str, str]]]:
+        return iter(())
+
+
+@dataclass(frozen=True)
+class IdfLogLine:
+    level: str  # E, W, I, D, V
+    time: str  # milliseconds since boot, as printed
+    tag: str
+    message: str
+
+
+def strip_colours(line: str) -> str:
+    return _ANSI.sub("", line)
+
+
+def parse_idf_log_line(line: str) -> IdfLogLine | None:
+    """An ESP-IDF log line ``I (1234) tag: message`` (colours stripped), or None for any other line."""
+    m = _IDF_LOG.match(strip_colours(line).strip())
     if not m:
         return None
-    fields = dict(part.split("=", 1) for part in m.group(2).split())
-    return m.group(1), fields
+    return IdfLogLine(m["level"], m["time"], m["tag"], m["message"])
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
 
 
 class Console:
     """Reads ``url`` in a thread; everything read is kept as text and logged with timestamps."""
 
-    def __init__(self, url: str, name: str, log_path: str | Path | None = None, baud: int = 115200):
+    def __init__(self, url: str, name: str, log_path: str | Path | None = None, baud: int = 115200,
+                 parser: EventParser | None = None):
         self.url = url
+        #: which lines are OTA events: set by the device implementation on the board
+        self.parser: EventParser = parser or NoEvents()
         self.name = name
         self.baud = baud
         self.log_path = Path(log_path) if log_path else None
@@ -218,20 +254,20 @@ class Console:
                 self._cond.wait(min(left, 0.2))
 
     def events(self, since: int = 0, name: str | None = None) -> list[OtaEvent]:
-        """The ``OTA ...`` lines printed after ``since``, parsed."""
-        out = []
-        text = self.text
-        pos = since
-        for line in text[since:].split("\n"):
-            parsed = parse_ota_line(line)
-            if parsed and (name is None or parsed[0] == name):
-                out.append(OtaEvent(parsed[0], parsed[1], pos))
-            pos += len(line) + 1
-        return out
+        """The OTA events printed after ``since``, as the device's :attr:`parser` reads its lines.
+
+        Only complete lines count: the start of a line still arriving could pass for another event
+        (``Running firmware version: 1`` of ``...: 12``)."""
+        lines = self.text[since:].split("\n")[:-1]
+        starts = [since]
+        for line in lines[:-1]:
+            starts.append(starts[-1] + len(line) + 1)
+        return [OtaEvent(event, fields, starts[index]) for index, event, fields in self.parser.parse_lines(lines)
+                if name is None or event == name]
 
     def expect_event(self, name: str | tuple[str, ...], timeout: float = 30.0, since: int = 0,
                      **fields: str) -> OtaEvent:
-        """Wait for an ``OTA <name>`` line whose fields include ``fields``; ``name`` may list several (first wins)."""
+        """Wait for an OTA event ``name`` whose fields include ``fields``; ``name`` may list several (first wins)."""
         names = (name,) if isinstance(name, str) else tuple(name)
         deadline = time.monotonic() + timeout
         while True:
@@ -241,8 +277,8 @@ class Console:
             left = deadline - time.monotonic()
             if left <= 0:
                 seen = [f"{e.name} {e.fields}" for e in self.events(since)]
-                raise TimeoutError(f"console of {self.name}: no 'OTA {name}' with {fields} within {timeout:.0f} s; "
-                                   f"OTA lines seen: {seen[-8:]}")
+                raise TimeoutError(f"console of {self.name}: no OTA event {name!r} with {fields} within "
+                                   f"{timeout:.0f} s; OTA events seen: {seen[-8:]}")
             with self._cond:
                 self._cond.wait(min(left, 0.1))
 
@@ -251,6 +287,10 @@ class Console:
         if self._port is None:
             raise ConsoleError(f"console of {self.name}: serial port {self.url} is not open")
         self._port.write(data)
+
+    def write_line(self, text: str) -> None:
+        """``text`` and a line end on the serial line, as someone typing it would send it (``\\n``)."""
+        self.write(text.encode() + b"\n")
 
     def hard_reset(self) -> None:
         """Pulse EN through RTS with IO0 (DTR) released, as a DevKit's auto-reset circuit does: boot from flash."""

@@ -1,14 +1,20 @@
-"""Agent builds with one safety check switched off, to show each scenario catches its fault.
+"""Device implementations with one safety check switched off, to show each scenario catches its fault.
 
-``pytest scenarios/ --agent-mutation NAME`` deploys the agent with the named change; the
-scenario that guards that check must then fail. Each mutation is an exact text
-replacement in one agent module: if the text is no longer there (the agent changed),
-the mutation fails loudly instead of silently testing the unmodified agent.
+``pytest scenarios/ --mutation NAME`` (or its older name ``--agent-mutation``) runs the
+device implementation the mutation belongs to with the named change, and only that device's
+cases; the scenario that guards that check must then fail.
+
+* The MicroPython agent's mutations are exact text replacements in one agent module: if the
+  text is no longer there (the agent changed), the mutation fails loudly instead of silently
+  testing the unmodified agent.
+* The ESP-IDF client's are sdkconfig overrides of its test switches (``main/Kconfig.projbuild``,
+  menu "OTA client test mutations") and of ESP-IDF's own options, given to the host build.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from .deploy import AGENT_DIR
 
@@ -19,12 +25,15 @@ class MutationError(ValueError):
 
 @dataclass(frozen=True)
 class Mutation:
+    """A MicroPython agent module with one check switched off: :meth:`apply` gives the files to deploy."""
+
     name: str
     module: str  # file under device_fw/micropython/lib
     edits: tuple[tuple[str, str], ...]  # (text, replacement), each text occurring exactly once
     guards: str  # the scenario (and update kind) that must catch it
+    device = "micropython"
 
-    def apply(self) -> bytes:
+    def source(self) -> bytes:
         path = AGENT_DIR / "lib" / self.module
         text = path.read_text()
         for find, replace in self.edits:
@@ -34,8 +43,25 @@ class Mutation:
             text = text.replace(find, replace)
         return text.encode()
 
+    def apply(self) -> dict[str, bytes]:
+        """The agent files to deploy instead of the real ones, as {path on the board: content}."""
+        return {f"lib/{self.module}": self.source()}
 
-MUTATIONS = {m.name: m for m in (
+
+@dataclass(frozen=True)
+class SdkconfigMutation:
+    """The ESP-IDF client built with sdkconfig overrides (names without ``CONFIG_``): :meth:`apply` gives them."""
+
+    name: str
+    options: Mapping[str, bool | int | str] = field(hash=False)
+    guards: str
+    device = "esp-idf"
+
+    def apply(self) -> dict[str, bool | int | str]:
+        return dict(self.options)
+
+
+AGENT_MUTATIONS = {m.name: m for m in (
     Mutation("fw-write-over-running", "otafw.py",
              (("self.part = self.run.get_next_update()", "self.part = self.run"),
               ("        check_rollback_possible(self.run, self.part)\n", "")),
@@ -66,11 +92,45 @@ MUTATIONS = {m.name: m for m in (
              "rollback (files)"),
 )}
 
+#: the C client's test switches (``/tmp/contract-idf.md`` section 1) and ESP-IDF's own TLS options
+IDF_MUTATIONS = {m.name: m for m in (
+    SdkconfigMutation("skip-version-check", {"OTA_CLIENT_MUTATION_SKIP_VERSION_CHECK": True},
+                      "same-version rejection"),
+    SdkconfigMutation("skip-sha256-check", {"OTA_CLIENT_MUTATION_SKIP_SHA256_CHECK": True}, "bad hash"),
+    SdkconfigMutation("skip-diagnostics", {"OTA_CLIENT_MUTATION_SKIP_DIAGNOSTICS": True}, "rollback"),
+    SdkconfigMutation("write-running-slot", {"OTA_CLIENT_MUTATION_WRITE_RUNNING_SLOT": True},
+                      "power loss mid-write"),
+    SdkconfigMutation("no-redirects", {"OTA_CLIENT_MUTATION_NO_REDIRECTS": True}, "redirect"),
+    SdkconfigMutation("require-content-length", {"OTA_CLIENT_MUTATION_REQUIRE_CONTENT_LENGTH": True},
+                      "chunked transfer"),
+    SdkconfigMutation("skip-secure-version-check", {"OTA_CLIENT_MUTATION_SKIP_SECURE_VERSION_CHECK": True},
+                      "anti-rollback by secure_version"),
+    SdkconfigMutation("skip-cert-verify", {"ESP_TLS_INSECURE": True, "ESP_TLS_SKIP_SERVER_CERT_VERIFY": True},
+                      "wrong server certificate"),
+)}
 
-def apply_mutation(name: str) -> dict[str, bytes]:
-    """The agent files to deploy instead of the real ones, as {path on the board: content}."""
+#: every device's mutations by name (names are unique across devices)
+MUTATIONS: dict[str, Mutation | SdkconfigMutation] = {**AGENT_MUTATIONS, **IDF_MUTATIONS}
+#: the mutations of each device implementation
+DEVICE_MUTATIONS = {"micropython": AGENT_MUTATIONS, "esp-idf": IDF_MUTATIONS}
+
+
+def mutation(name: str) -> Mutation | SdkconfigMutation:
+    """The mutation ``name``; an unknown name is an error listing each device's."""
     try:
-        m = MUTATIONS[name]
+        return MUTATIONS[name]
     except KeyError:
-        raise MutationError(f"unknown agent mutation {name!r} (known: {', '.join(sorted(MUTATIONS))})") from None
-    return {f"lib/{m.module}": m.apply()}
+        known = "; ".join(f"{device}: {', '.join(sorted(names))}" for device, names in DEVICE_MUTATIONS.items())
+        raise MutationError(f"unknown mutation {name!r} (known: {known})") from None
+
+
+def check_mutation(name: str) -> Mutation | SdkconfigMutation:
+    """The mutation ``name``, checked to apply (an agent mutation whose text is gone is an error now)."""
+    m = mutation(name)
+    m.apply()
+    return m
+
+
+def apply_mutation(name: str) -> dict:
+    """What the mutation changes: agent files {path on the board: content}, or sdkconfig overrides."""
+    return mutation(name).apply()

@@ -1,12 +1,14 @@
 """The pytest plugin: ``--rig``, ``--board``, the ``ota_target`` fixture and the run's Allure extras.
 
-Thin on purpose: rigs are ``harness.rig``, boards ``harness.board``, servers and
-artifacts ``harness.scenario``, reporting ``harness.report``.
+Thin on purpose: rigs are ``harness.rig``, boards ``harness.board``, device implementations
+``harness.devices``, servers and artifacts ``harness.scenario``, reporting ``harness.report``.
 
-A scenario asks for ``ota_target``: one (board, update kind) pair of the rig, in its
-baseline state. Tests are generated for every pair the rig offers (``updates:`` of each
-board, filtered by ``--board``), so the same scenario file runs on the virtual boards
-and on a bench.
+A scenario asks for ``ota_target``: one (board, device implementation, update kind) of the
+rig, in its baseline state. Cases are generated for every such triple the rig offers (each
+board's ``devices:`` and their ``updates:``, filtered by ``--board``) where the device can do
+what the scenario needs (``@pytest.mark.needs(Capability...)``; where it cannot, no case is
+generated), so the same scenario file runs on the virtual boards and on a bench, for every
+device. A ``--mutation`` run generates only the cases of the device the mutation belongs to.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rig name in rigs/ or a path to a rig file (default: emu, the virtual boards)")
     group.addoption("--board", action="append", default=[],
                     help="run only on this board of the rig (repeatable)")
-    group.addoption("--agent-mutation", default=None,
-                    help="deploy the agent with one safety check switched off (see harness/mutations.py)")
+    group.addoption("--mutation", "--agent-mutation", dest="mutation", default=None, metavar="NAME",
+                    help="run the device implementation the mutation belongs to with one safety check switched "
+                         "off, and only its cases (harness/mutations.py; --agent-mutation is the older name)")
     group.addoption("--hil-logs", default=None, metavar="DIR",
                     help="where each scenario case writes its console and server logs (default: reports/logs, "
                          "one directory per case)")
@@ -62,6 +65,8 @@ def _scenario_run(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: before allure-pytest reads its options
     config.addinivalue_line("markers", "scenario: an OTA scenario run against the rig's boards")
+    config.addinivalue_line("markers", "needs(*capabilities): the scenario's cases are generated only for device "
+                                       "implementations with these capabilities (harness.devices.Capability)")
     _install_stop_handlers(config)
     if config.getoption("--rig") is not None:
         _select_rig(config)  # an explicit rig with a mistake stops the run before anything starts
@@ -91,24 +96,51 @@ def _select_rig(config: pytest.Config):
         rig.wifi(boards)  # the credentials the selected bench boards join with, before anything starts
     except RigError as e:
         raise pytest.UsageError(str(e)) from None
-    if config.getoption("--agent-mutation"):
-        from .mutations import MutationError, apply_mutation
+    if config.getoption("--mutation"):
+        from .mutations import MutationError, check_mutation
 
         try:
-            apply_mutation(config.getoption("--agent-mutation"))
+            check_mutation(config.getoption("--mutation"))
         except MutationError as e:
             raise pytest.UsageError(str(e)) from None
     config.stash[_RIG_KEY] = (rig, boards)
     return rig, boards
 
 
+def rig_cases(config: pytest.Config, kinds=None, needs: tuple[str, ...] = ()) -> list[tuple[str, str, str]]:
+    """(board, device, update kind) of every case the selected boards offer: of the mutated device only in a
+    ``--mutation`` run, of update kinds ``kinds`` (all by default), of devices with the capabilities ``needs``."""
+    from .devices import device_class
+
+    mutated = None
+    if config.getoption("--mutation"):
+        from .mutations import mutation
+
+        mutated = mutation(config.getoption("--mutation")).device
+    cases = []
+    for board in _select_rig(config)[1]:
+        for device, kind in board.cases():
+            if mutated is not None and device != mutated:
+                continue
+            if kinds is not None and kind not in kinds:
+                continue
+            if not set(needs) <= device_class(device).capabilities:
+                continue
+            cases.append((board.name, device, kind))
+    return cases
+
+
+def case_id(board: str, device: str, kind: str) -> str:
+    return f"{board}-{device}-{kind}"
+
+
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """With pytest-xdist, a scenario run keeps each bench board's cases in one worker process (a board
-    is never driven by two) and each virtual board and update kind's cases in one worker (it starts
-    its own copy of the board once, and then restores its snapshot before each case).
+    is never driven by two) and each virtual board's cases of one device and update kind in one worker
+    (it starts its own copy of the board once, and then restores its snapshot before each case).
 
-    The group of a case comes from its parameter id (``<board>-<kind>``), so no marker has to
+    The group of a case comes from its parameter id (``<board>-<device>-<kind>``), so no marker has to
     survive into xdist's test ids (which pytest-xdist 3.8's ``loadgroup`` cannot do on pytest 9).
     """
     if not _scenario_run(config):
@@ -116,9 +148,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     groups = {}
-    for b in _select_rig(config)[1]:
-        for k in b.updates:
-            groups[f"{b.name}-{k}"] = f"{b.name}-{k}" if b.virtual else b.name
+    virtual = {b.name: b.virtual for b in _select_rig(config)[1]}
+    for board, device, kind in rig_cases(config):
+        groups[case_id(board, device, kind)] = case_id(board, device, kind) if virtual[board] else board
 
     class BoardScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -139,13 +171,14 @@ _MAX_WORKERS = 32
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """What ``-n auto`` means: one worker per board (per board and update kind on virtual boards) for the
-    scenarios, several per CPU for the harness's own tests (PYTEST_XDIST_AUTO_NUM_WORKERS still wins)."""
+    """What ``-n auto`` means: one worker per board (per board, device and update kind on virtual boards) for
+    the scenarios, several per CPU for the harness's own tests (PYTEST_XDIST_AUTO_NUM_WORKERS still wins)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     if _scenario_run(config):
-        _rig, boards = _select_rig(config)
-        return max(1, sum(len(b.updates) if b.virtual else 1 for b in boards))
+        virtual = {b.name: b.virtual for b in _select_rig(config)[1]}
+        cases = rig_cases(config)
+        return max(1, sum(1 for b, _d, _k in cases if virtual[b]) + len({b for b, _d, _k in cases if not virtual[b]}))
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -156,21 +189,25 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "ota_target" not in metafunc.fixturenames:
         return
-    _rig, boards = _select_rig(metafunc.config)
     kinds = getattr(metafunc.function, "update_kinds", None)
-    pairs = [(b.name, k) for b in boards for k in b.updates if kinds is None or k in kinds]
-    metafunc.parametrize("ota_target", pairs, ids=[f"{b}-{k}" for b, k in pairs], indirect=True)
+    needs = tuple(c for mark in metafunc.definition.iter_markers("needs") for c in mark.args)
+    from .devices import Capability
+
+    unknown = [c for c in needs if c not in Capability.ALL]
+    if unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown capability {unknown[0]!r} in "
+                                f"@pytest.mark.needs (known: {', '.join(Capability.ALL)})")
+    cases = rig_cases(metafunc.config, kinds, needs)
+    # no device of the rig can do what the scenario needs: no case (not a skip)
+    metafunc.parametrize("ota_target", cases, ids=[case_id(*c) for c in cases], indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # With pytest-xdist each bench board's cases stay in one worker, and each virtual board and update
-    # kind's cases in one worker (pytest_xdist_make_scheduler)
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is None or "ota_target" not in callspec.params:
             continue
-        board, kind = callspec.params["ota_target"]
-        device = next(b.device for b in _select_rig(config)[1] if b.name == board)
+        board, device, kind = callspec.params["ota_target"]
         # what the one-line result of the case shows, and the report's parameters (travels with xdist's reports)
         item.user_properties.append(("hil.case", {"board": board, "device": device, "kind": kind}))
 
@@ -185,7 +222,7 @@ def ota_bench(pytestconfig: pytest.Config, rig, tmp_path_factory):
     from .scenario import OtaBench
 
     workdir = Path(tmp_path_factory.mktemp("bench"))
-    bench = OtaBench(rig, workdir, mutation=pytestconfig.getoption("--agent-mutation"),
+    bench = OtaBench(rig, workdir, mutation=pytestconfig.getoption("--mutation"),
                      snapshots=not pytestconfig.getoption("--no-snapshots"),
                      direct_reads=not pytestconfig.getoption("--no-direct-reads"))
     pytestconfig.stash[_BENCH_KEY] = bench
@@ -205,9 +242,9 @@ def ota_target(request: pytest.FixtureRequest, ota_bench):
     from .evidence import CaseEvidence
     from .scenario import OtaCase
 
-    board_name, kind = request.param
+    board_name, device, kind = request.param
     board = ota_bench.board(board_name)  # BoardUnavailable: one line (pytest_runtest_makereport)
-    t = OtaCase(ota_bench, board, kind)
+    t = OtaCase(ota_bench, board, kind, device)
     evidence = CaseEvidence(request.node.nodeid, t, _logs_root(request.config))
     request.node.stash[_EVIDENCE_KEY] = evidence
     try:
@@ -332,7 +369,7 @@ def _describe_case(item: pytest.Item) -> None:
         return
     doc = (getattr(getattr(item, "function", None), "__doc__", None) or "").strip()
     title = doc.split("\n", 1)[0].rstrip(".") if doc else item.originalname
-    result.name = f"{title} ({case['board']}, {case['kind']})"
+    result.name = f"{title} ({case['board']}, {case['device']}, {case['kind']})"
     if doc:
         result.description = doc
     from allure_commons.model2 import Parameter
@@ -492,12 +529,15 @@ def _write_run_properties(config: pytest.Config, rig, bench) -> None:
     from . import report
 
     props = {"rig": rig.name, "rig.file": str(rig.path),
-             "agent.mutation": config.getoption("--agent-mutation") or "none",
+             "mutation": config.getoption("--mutation") or "none",
              "run.started": time.strftime("%Y-%m-%d %H:%M:%S"), "host": os.uname().nodename}
     for b in rig.boards:
-        props[f"board.{b.name}"] = f"{b.chip}, {'virtual' if b.virtual else 'bench'}, updates {'+'.join(b.updates)}"
-        fw = bench._factories.get(b.name)
-        if fw is not None:
-            props[f"board.{b.name}.baseline"] = fw.version
+        devices = ", ".join(f"{d.kind} ({'+'.join(d.updates)})" for d in b.devices)
+        props[f"board.{b.name}"] = f"{b.chip}, {'virtual' if b.virtual else 'bench'}, devices {devices}"
+        for d in b.devices:
+            device = bench.devices.get((b.name, d.kind))
+            fw = getattr(device, "_firmware", None)
+            if fw is not None:
+                props[f"board.{b.name}.{d.kind}.baseline"] = fw.version
     report.write_environment(results, props)
     report.write_categories(results)

@@ -46,9 +46,19 @@ from .power import KINDS, PowerSwitchConfigError, PowerSwitchError, make_switch
 
 CHIPS = ("esp32", "esp8266")
 UPDATE_KINDS = ("firmware", "files")
-#: update kinds a scenario may exercise, per chip: MicroPython has no OTA on the ESP8266
+#: update kinds the MicroPython agent can do, per chip: MicroPython has no OTA on the ESP8266
 UPDATES = {"esp32": UPDATE_KINDS, "esp8266": ("files",)}
-DEVICES = ("micropython",)
+#: the device implementations a board can run (``harness.devices``), and per chip the update kinds each can do
+DEVICE_UPDATES: dict[str, dict[str, tuple[str, ...]]] = {
+    "micropython": UPDATES,
+    "esp-idf": {"esp32": ("firmware",)},
+    "idf-app": {"esp32": ("firmware",)},
+}
+DEVICES = tuple(DEVICE_UPDATES)
+#: the rig keys of each device implementation besides ``kind`` and ``updates``
+DEVICE_KEYS = {"micropython": ("baseline",), "esp-idf": ("build_dir",), "idf-app": ("build_dir", "patterns")}
+#: the OTA events an ``idf-app`` device's own console lines may be given for (``patterns:``)
+IDF_APP_EVENTS = ("ready", "listening", "writing", "switch", "confirmed", "rollback", "refused")
 PORT_SELECTORS = ("path", "by_id", "location", "serial", "mac", "url")
 PORT_URL_SCHEMES = ("rfc2217", "socket")
 BROKERS = ("embedded", "external")
@@ -68,8 +78,10 @@ SECTOR = 0x1000
 _ROOT_KEYS = ("name", "host", "wifi", "mqtt", "leave_on", "boards")
 _WIFI_KEYS = ("ssid_env", "key_env")
 _MQTT_KEYS = ("broker", "host", "port")
-_BOARD_KEYS = ("name", "chip", "flash_size", "virtual", "baseline", "device", "updates", "baud", "boot_timeout",
-               "confirm_timeout", "port", "power")
+_BOARD_KEYS = ("name", "chip", "flash_size", "virtual", "devices", "device", "baseline", "build_dir", "patterns",
+               "updates", "baud", "boot_timeout", "confirm_timeout", "port", "power")
+#: the board keys of the single-device form, which ``devices:`` replaces
+_SINGLE_DEVICE_KEYS = ("device", "baseline", "build_dir", "patterns", "updates")
 _PART_KEYS = ("offset", "file")
 _VIRTUAL_KEYS = ("power", "channel")
 #: what can power a virtual board besides its control endpoint: a virtual relay board of that kind
@@ -146,6 +158,26 @@ class WifiEnv:
 
 
 @dataclass(frozen=True)
+class DeviceSpec:
+    """One device implementation a board runs (``harness.devices``), as the rig gives it.
+
+    ``baseline``: the MicroPython agent's firmware (``micropython``, the built-in one, or image files);
+    ``build_dir``: an ESP-IDF build directory (``flasher_args.json``) for ``esp-idf`` on a bench and for
+    ``idf-app``; ``patterns``: ``idf-app``'s own console lines, event -> regex. ``key`` and ``line`` say
+    where the rig file gives the device, ``build_dir_line`` where its ``build_dir:`` is.
+    """
+
+    kind: str
+    updates: list[str]
+    baseline: str | list[BaselinePart] | None = None
+    build_dir: Path | None = None
+    patterns: dict[str, str] = field(default_factory=dict)
+    key: str = field(default="", compare=False, repr=False)
+    line: int = field(default=0, compare=False, repr=False)
+    build_dir_line: int = field(default=0, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class BoardSpec:
     """One board; ``line`` is where the rig file defines it, for messages about the board."""
 
@@ -155,9 +187,7 @@ class BoardSpec:
     virtual: bool
     port: PortSpec | None
     power: PowerSpec | None
-    baseline: str | list[BaselinePart]
-    device: str
-    updates: list[str]
+    devices: list[DeviceSpec]
     baud: int
     boot_timeout: float
     line: int
@@ -166,6 +196,32 @@ class BoardSpec:
     #: a virtual board wired to this channel of the rig's virtual LCUS relay (``virtual: {power: lcus,
     #: channel: N}``); None: powered through its control endpoint
     relay_channel: int | None = None
+
+    @property
+    def device(self) -> str:
+        """The first device implementation's kind (what a board of the single-device form runs)."""
+        return self.devices[0].kind
+
+    @property
+    def updates(self) -> list[str]:
+        """The update kinds of the first device implementation."""
+        return self.devices[0].updates
+
+    @property
+    def baseline(self) -> str | list[BaselinePart] | None:
+        """The MicroPython agent's baseline (``micropython`` or image files); None when no device has one."""
+        return next((d.baseline for d in self.devices if d.baseline is not None), None)
+
+    def device_spec(self, kind: str) -> DeviceSpec:
+        for spec in self.devices:
+            if spec.kind == kind:
+                return spec
+        raise KeyError(f"board {self.name} runs no {kind!r} device (it runs: "
+                       f"{', '.join(d.kind for d in self.devices)})")
+
+    def cases(self) -> list[tuple[str, str]]:
+        """(device kind, update kind) for every update each device implementation takes on this board."""
+        return [(d.kind, k) for d in self.devices for k in d.updates]
 
 
 @dataclass(frozen=True)
@@ -257,13 +313,45 @@ def load_rig(name_or_path: str, *, check_files: bool = True) -> Rig:
 
 
 def baseline_file_problems(board: BoardSpec) -> list[tuple[int, str, str]]:
-    """``(line, key, problem)`` for each baseline file of ``board`` that is missing, cannot be read, does not
-    fit the flash or overlaps an earlier one, in file order (none for the built-in baseline)."""
-    if isinstance(board.baseline, str):
-        return []
+    """``(line, key, problem)`` for each baseline file of ``board``'s devices that is missing, cannot be read, does
+    not fit the flash or overlaps an earlier one, and each build directory without a usable ``flasher_args.json``,
+    in file order (none for the built-in baseline and the host build)."""
+    problems: list[tuple[int, str, str]] = []
+    for device in board.devices:
+        if isinstance(device.baseline, list):
+            problems += image_file_problems(board, device.baseline)
+        if device.build_dir is not None:
+            problems += build_dir_problems(board, device)
+    return problems
+
+
+def build_dir_problems(board: BoardSpec, device: DeviceSpec) -> list[tuple[int, str, str]]:
+    """What is wrong with ``device``'s ESP-IDF build directory: no ``flasher_args.json`` (not built), one that does
+    not parse, files it names that are missing, another chip than the board's."""
+    from .devices.idf import FlasherArgsError, read_flasher_args
+
+    key = f"{device.key}.build_dir"
+    try:
+        args = read_flasher_args(device.build_dir)
+    except FlasherArgsError as e:
+        return [(device.build_dir_line, key, str(e))]
+    problems = []
+    if args.chip is not None and args.chip != board.chip:
+        problems.append((device.build_dir_line, key, f"built for {args.chip} ({_shown(args.path)}), but board "
+                                                     f"{board.name} is an {board.chip}"))
+    parts = [BaselinePart(offset, path, key, device.build_dir_line, device.build_dir_line)
+             for offset, path in args.flash_files]
+    for line, _key, problem in image_file_problems(board, parts):
+        problems.append((line, key, problem))
+    return problems
+
+
+def image_file_problems(board: BoardSpec, parts: list[BaselinePart]) -> list[tuple[int, str, str]]:
+    """``(line, key, problem)`` for each of ``parts`` that is missing, cannot be read, does not fit ``board``'s
+    flash or overlaps an earlier one."""
     problems: list[tuple[int, str, str]] = []
     placed: list[tuple[BaselinePart, int]] = []
-    for part in board.baseline:
+    for part in parts:
         file_key = f"{part.key}.file"
         if not part.path.exists():
             problems.append((part.file_line, file_key, f"file not found: {_shown(part.path)}"))
@@ -653,27 +741,106 @@ def _board(node: _Node, rig_dir: Path) -> BoardSpec:
         port = _port(_required(node, fields, "port", f"a real board needs one of {', '.join(PORT_SELECTORS)}"))
         power = _power(_required(node, fields, "power", "a real board needs a power switch: kind and its options"),
                        name)
-    if "baseline" in fields:
-        baseline = _baseline(fields["baseline"], flash_size, virtual, rig_dir)
-    elif virtual:
-        baseline = MICROPYTHON_BASELINE
-    else:
-        raise _Invalid(node.line, f"{node.path}.baseline", "missing (the image files a real board starts from: "
-                                                           "a list of {offset, file})")
-    if baseline == MICROPYTHON_BASELINE and chip == "esp32":
+    devices = _devices(node, fields, chip, flash_size, virtual, rig_dir)
+    if chip == "esp32" and any(d.baseline == MICROPYTHON_BASELINE for d in devices):
         try:
             micropython_esp32_ota(flash_size)
         except ValueError as e:
             raise _Invalid(fields.get("flash_size", node).line, f"{node.path}.flash_size", str(e)) from None
     return BoardSpec(
-        name=name, chip=chip, flash_size=flash_size, virtual=virtual, port=port, power=power, baseline=baseline,
-        device=_optional(fields, "device", lambda n: _choice(n, DEVICES), DEVICES[0]),
-        updates=_optional(fields, "updates", lambda n: _updates(n, chip), list(UPDATES[chip])),
+        name=name, chip=chip, flash_size=flash_size, virtual=virtual, port=port, power=power, devices=devices,
         baud=_optional(fields, "baud", lambda n: _integer(n, 9600, 5_000_000), DEFAULT_BAUD),
         boot_timeout=_optional(fields, "boot_timeout", _seconds, DEFAULT_BOOT_TIMEOUT),
         confirm_timeout=_optional(fields, "confirm_timeout", _seconds,
                                   DEFAULT_CONFIRM_TIMEOUT_VIRTUAL if virtual else DEFAULT_CONFIRM_TIMEOUT),
         line=node.line, relay_channel=relay_channel)
+
+
+def _devices(node: _Node, fields: dict[str, _Node], chip: str, flash_size: int, virtual: bool,
+             rig_dir: Path) -> list[DeviceSpec]:
+    """The board's device implementations: ``devices:`` (a list), or the single form (``device``, ``baseline``,
+    ``updates`` on the board itself; the MicroPython agent when ``device`` is not given)."""
+    if "devices" in fields:
+        single = [key for key in _SINGLE_DEVICE_KEYS if key in fields]
+        if single:
+            raise _Invalid(fields[single[0]].line, fields[single[0]].path,
+                           "not next to devices: (give it in the device's own entry)")
+        listed = fields["devices"]
+        if not isinstance(listed.value, list) or not listed.value:
+            raise _expected(listed, "a list of device implementations ({kind: micropython, ...})")
+        devices: list[DeviceSpec] = []
+        for item in listed.value:
+            item_fields = _fields(item, ("kind", "updates", *sorted({k for ks in DEVICE_KEYS.values() for k in ks})),
+                                  "a mapping with kind and that device's settings")
+            kind = _device_kind(_required(item, item_fields, "kind", f"one of {', '.join(DEVICES)}"), chip)
+            device = _device(item, item_fields, kind, chip, flash_size, virtual, rig_dir)
+            for other in devices:
+                if other.kind == device.kind:
+                    raise _Invalid(item_fields["kind"].line, f"{item.path}.kind",
+                                   f"{kind!r} is already the device on line {other.line}")
+            devices.append(device)
+        return devices
+    kind = _optional(fields, "device", lambda n: _device_kind(n, chip), DEVICES[0])
+    single_fields = {key: child for key, child in fields.items() if key in _SINGLE_DEVICE_KEYS[1:]}
+    return [_device(node, single_fields, kind, chip, flash_size, virtual, rig_dir, single=True)]
+
+
+def _device_kind(node: _Node, chip: str) -> str:
+    kind = _choice(node, DEVICES)
+    if chip not in DEVICE_UPDATES[kind]:
+        raise _Invalid(node.line, node.path, f"{kind!r} does not run on {chip} "
+                                             f"(it runs on: {', '.join(DEVICE_UPDATES[kind])})")
+    return kind
+
+
+def _device(node: _Node, fields: dict[str, _Node], kind: str, chip: str, flash_size: int, virtual: bool,
+            rig_dir: Path, single: bool = False) -> DeviceSpec:
+    """One device implementation: ``node`` holds its keys (the board itself in the single form)."""
+    allowed = DEVICE_KEYS[kind]
+    for key in ("baseline", "build_dir", "patterns"):
+        if key in fields and key not in allowed:
+            raise _Invalid(fields[key].line, fields[key].path, f"not a setting of {kind} devices"
+                                                               f" (they take: {', '.join(allowed) or 'none'})")
+    updates = _optional(fields, "updates", lambda n: _updates(n, chip, kind), list(DEVICE_UPDATES[kind][chip]))
+    baseline = build_dir = None
+    build_dir_line = 0
+    if kind == "micropython":
+        if "baseline" in fields:
+            baseline = _baseline(fields["baseline"], flash_size, virtual, rig_dir)
+        elif virtual:
+            baseline = MICROPYTHON_BASELINE
+        else:
+            raise _Invalid(node.line, _join(node.path, "baseline"),
+                           "missing (the image files a real board starts from: a list of {offset, file})")
+    if "build_dir" in fields:
+        # whether it holds a build is baseline_file_problems's question (load_rig(check_files=True))
+        build_dir = rig_dir / _text(fields["build_dir"], "an ESP-IDF build directory, relative to the rig file")
+        build_dir_line = fields["build_dir"].line
+    elif kind == "idf-app" or (kind == "esp-idf" and not virtual):
+        what = ("the build directory of your ESP-IDF app (where idf.py build wrote flasher_args.json)"
+                if kind == "idf-app" else "the build directory of device_fw/esp_idf (idf.py build)")
+        raise _Invalid(node.line, _join(node.path, "build_dir"), f"missing ({what})")
+    patterns = _optional(fields, "patterns", _patterns, {})
+    return DeviceSpec(kind, updates, baseline, build_dir, patterns, key=node.path, line=node.line,
+                      build_dir_line=build_dir_line)
+
+
+def _patterns(node: _Node) -> dict[str, str]:
+    """``patterns:`` of an ``idf-app``: event -> a regular expression matched against the message of a log line."""
+    fields = _fields(node, IDF_APP_EVENTS, f"a mapping of event -> regular expression ({', '.join(IDF_APP_EVENTS)})")
+    patterns = {}
+    for event, child in fields.items():
+        text = _text(child, "a regular expression")
+        try:
+            rx = re.compile(text)
+        except re.error as e:
+            raise _Invalid(child.line, child.path, f"not a valid regular expression: {e}") from None
+        if event == "ready" and "version" not in rx.groupindex:
+            raise _Invalid(child.line, child.path, "needs a (?P<version>...) group: the running version")
+        if event == "refused" and "reason" not in rx.groupindex:
+            raise _Invalid(child.line, child.path, "needs a (?P<reason>...) group: why the update was refused")
+        patterns[event] = text
+    return patterns
 
 
 def _virtual(node: _Node) -> tuple[bool, int | None]:
@@ -698,14 +865,15 @@ def _flash_size(node: _Node) -> int:
     return size
 
 
-def _updates(node: _Node, chip: str) -> list[str]:
-    allowed = UPDATES[chip]
+def _updates(node: _Node, chip: str, device: str = "micropython") -> list[str]:
+    allowed = DEVICE_UPDATES[device][chip]
     if not isinstance(node.value, list) or not node.value:
         raise _expected(node, f"a list of update kinds ({', '.join(allowed)})")
     updates: list[str] = []
     for item in node.value:
         if item.value in UPDATE_KINDS and item.value not in allowed:
-            raise _Invalid(item.line, item.path, f"{item.value!r} updates are not possible on {chip} "
+            where = chip if device == "micropython" else f"{chip} with {device}"
+            raise _Invalid(item.line, item.path, f"{item.value!r} updates are not possible on {where} "
                                                  f"(allowed: {', '.join(allowed)})")
         kind = _choice(item, allowed)
         if kind in updates:

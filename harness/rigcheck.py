@@ -12,9 +12,13 @@ For every board of the rig (or those named with ``--board``):
   virtual board's control endpoint, the virtual relay of ``emu-lcus``), then switched on,
 * ``port``: the serial port is there (a board powered through its USB cable has one only when on),
 * ``chip``: esptool finds the chip the rig names,
-* ``baseline``: the baseline files exist, can be read, fit the flash and do not overlap, and hold
-  what the chip boots (:func:`baseline_problems`): ESP images where images go, for the board's
-  chip, a partition table that parses, an app that fits its slot.
+* ``baseline``: for each device implementation of the board (a row each, ``baseline <device>``,
+  when it runs several), the images its baseline writes: the MicroPython agent's baseline files
+  (or the built-in one), an ESP-IDF build directory's ``flasher_args.json`` and the files it names
+  (or the host build of ``device_fw/esp_idf`` a virtual board runs). They exist, can be read, fit
+  the flash and do not overlap, and hold what the chip boots (:func:`baseline_problems`): ESP
+  images where images go, for the board's chip, a partition table that parses, an app that fits
+  its slot.
 
 Every check runs, whatever an earlier one found; a check that cannot run because of an earlier
 failure (a busy board, a switch that does not work) has a FAIL row that says ``not checked:`` and
@@ -52,7 +56,7 @@ from .flashing import ROM_BAUD, Flasher
 from .locks import BoardLock, LockError
 from .ports import PortError, resolve_port
 from .power import LcusSwitch, PowerSwitchError, VirtualPowerSwitch, make_switch
-from .rig import RigError, baseline_file_problems, load_rig, shown_path
+from .rig import RigError, build_dir_problems, image_file_problems, load_rig, shown_path
 
 #: how long the port may take to appear after power-on: a USB-UART re-enumerates within a second or two
 PORT_WAIT_S = 5.0
@@ -254,37 +258,71 @@ def _check_chip(spec, url: str, row: Callable) -> None:
 
 
 def _check_baseline(rig, spec, row: Callable) -> None:
+    """A ``baseline`` row for each device implementation of the board (``baseline <device>`` when it has several)."""
+    for device in spec.devices:
+        check = "baseline" if len(spec.devices) == 1 else f"baseline {device.kind}"
+        try:
+            ok, detail = _device_baseline(rig, spec, device)
+        except Exception as e:  # a decoder's or a build's oversight must not cost the table the other rows
+            ok, detail = False, f"the images could not be checked: {type(e).__name__}: {_one_line(e)}"
+        row(check, ok, detail)
+
+
+def _device_baseline(rig, spec, device) -> tuple[bool, str]:
     flash = format_size(spec.flash_size)
-    if spec.baseline == "micropython":
+    problems: list[str] = []
+    complete = True
+    if device.baseline == "micropython":
         try:
             built = micropython_baseline(spec.chip, flash_size=flash)
         except ValueError as e:
-            row("baseline", False, _one_line(e))
-            return
+            return False, _one_line(e)
         parts = [BaselineImage(part.offset, part.data, f"built-in {part.name}") for part in built]
-        problems: list[str] = []
         what = f"built-in MicroPython, {len(parts)} image(s)"
-        complete = True
-    else:
+    elif isinstance(device.baseline, list):
         problems = [f"{shown_path(rig.path)}:{line}: {key}: {problem}"
-                    for line, key, problem in baseline_file_problems(spec)]
-        parts = []
-        for part in spec.baseline:
-            with contextlib.suppress(OSError):  # a file that cannot be read is one of the problems above
-                if part.path.is_file():
-                    parts.append(BaselineImage(part.offset, part.path.read_bytes(), shown_path(part.path)))
+                    for line, key, problem in image_file_problems(spec, device.baseline)]
+        parts = _read_parts((part.offset, part.path) for part in device.baseline)
         what = f"{len(parts)} file(s)"
-        complete = len(parts) == len(spec.baseline)
-    try:
-        found, notes = baseline_problems(spec.chip, spec.flash_size, parts, complete=complete)
-    except Exception as e:  # a decoder's oversight must not cost the table the other rows
-        found, notes = [f"the images could not be checked: {type(e).__name__}: {_one_line(e)}"], []
+        complete = len(parts) == len(device.baseline)
+    elif device.build_dir is not None:
+        from .devices.idf import FlasherArgsError, read_flasher_args
+
+        problems = [f"{shown_path(rig.path)}:{line}: {key}: {problem}"
+                    for line, key, problem in build_dir_problems(spec, device)]
+        try:
+            args = read_flasher_args(device.build_dir)
+        except FlasherArgsError:
+            return False, "; ".join(problems)
+        parts = _read_parts(args.flash_files)
+        what = f"{shown_path(args.path)}, {len(parts)} file(s)"
+        complete = len(parts) == len(args.flash_files)
+    else:
+        # a virtual board's ESP-IDF client: the host build a run makes (cached), checked as a build directory is
+        from .devices.idf import read_flasher_args
+
+        try:
+            from .emu.idf.build import build_app
+        except ImportError as e:
+            return False, f"not checked: the host build of device_fw/esp_idf is not available ({_one_line(e)})"
+        args = read_flasher_args(build_app().build_dir)
+        parts = _read_parts(args.flash_files)
+        what = f"host build of device_fw/esp_idf, {len(parts)} file(s)"
+    found, notes = baseline_problems(spec.chip, spec.flash_size, parts, complete=complete)
     problems += found
     if problems:
-        row("baseline", False, "; ".join(problems))
-        return
+        return False, "; ".join(problems)
     end = max(part.offset + len(part.data) for part in parts)
-    row("baseline", True, f"{what} ending at 0x{end:x} of {flash}: {', '.join(notes)}")
+    return True, f"{what} ending at 0x{end:x} of {flash}: {', '.join(notes)}"
+
+
+def _read_parts(files) -> list[BaselineImage]:
+    parts = []
+    for offset, path in files:
+        with contextlib.suppress(OSError):  # a file that cannot be read is one of the problems reported
+            if path.is_file():
+                parts.append(BaselineImage(offset, path.read_bytes(), shown_path(path)))
+    return parts
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,33 @@
-"""What the OTA scenarios share: the servers of a run, the artifacts they serve, one board under test.
+"""What the OTA scenarios share: the servers of a run, the boards and their device implementations.
 
 :class:`OtaBench` lives for the whole pytest session: it opens the rig's boards when a
-test first needs them, runs the HTTP server the devices update from (with its /health
-endpoint) and writes each board's agent config. :class:`OtaCase` is one (board, update
-kind) pair in its baseline state, with the few verbs a scenario needs: publish an
-update (optionally with a fault plan), trigger it, read the running version and the
-boot state.
+test first needs them, makes their device implementations (``harness.devices``), runs the
+HTTP server the devices update from (with its /health endpoint) and gives each device its
+settings. :class:`OtaCase` is one (board, device, update kind) in its baseline state, with
+the few verbs a scenario needs: publish an update (optionally with a fault plan), trigger
+it, wait for the device's OTA events, read the running version and the boot state. None of
+them depends on which device implementation runs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import report
-from .board import Board, BoardError, open_board
+from .board import Board, open_board
 from .console import OtaEvent
-from .deploy import bundle_manifest
+from .devices import Device, Published, make_device
+from .devices.micropython import BASE_APP_VERSION, NEXT_APP_VERSION
 from .errors import InfrastructureError, PowerFailure, SerialPortFailure, VirtualBoardFailure
-from .firmware import ESP32_APP_OFFSET, FirmwareFactory, app_bundle
+from .firmware import FirmwareFactory
 from .locks import BoardLock
 from .servers import FaultPlan, HttpServer, MqttBroker, OtaPublisher
 
-BASE_APP_VERSION = "1"
-NEXT_APP_VERSION = "2"
+__all__ = ["BASE_APP_VERSION", "NEXT_APP_VERSION", "BoardUnavailable", "DeviceSilent", "LeftOnWarning", "OtaBench",
+           "OtaCase", "Published"]
 
 
 class OtaBench:
@@ -38,14 +38,16 @@ class OtaBench:
         self.snapshots = snapshots
         self.direct_reads = direct_reads
         self.workdir = workdir
+        #: the run's mutation (``harness.mutations``): the device implementation it names runs with it
         self.mutation = mutation
         self.boards: dict[str, Board] = {}
+        self.devices: dict[tuple[str, str], Device] = {}
+        self._tls = None
         self._board_locks: dict[str, BoardLock] = {}
         self.http = HttpServer(host="127.0.0.1" if _loopback(rig.host) else "0.0.0.0",
                                advertise_host=rig.host, log_path=workdir / "http-server.log", name="http")
         self.http.start()
         self._lock = threading.Lock()
-        self._factories: dict[str, FirmwareFactory] = {}
         self._mqtt: tuple[MqttBroker, OtaPublisher] | None = None
         self._unavailable: dict[str, tuple[type[BoardUnavailable], str]] = {}
 
@@ -128,10 +130,38 @@ class OtaBench:
         return {"device": board.name, "chip": board.chip, "wifi": {"ssid": ssid, "key": key},
                 "health": self.http.url_for("/health"), "confirm_timeout": board.spec.confirm_timeout}
 
+    def device(self, board: Board, kind: str) -> Device:
+        """The device implementation ``kind`` of ``board`` (made once: it keeps what it put on the board)."""
+        with self._lock:
+            key = (board.name, kind)
+            if key not in self.devices:
+                self.devices[key] = make_device(board.spec.device_spec(kind), board, self)
+            return self.devices[key]
+
+    def mutation_for(self, device_kind: str):
+        """The run's mutation if it belongs to device implementation ``device_kind``, else None."""
+        if not self.mutation:
+            return None
+        from .mutations import mutation
+
+        m = mutation(self.mutation)
+        return m if m.device == device_kind else None
+
+    def ca_pem(self) -> bytes:
+        """The PEM of the run's CA (``harness.servers.tls``), made once: what clients that embed a CA trust."""
+        with self._lock:
+            if self._tls is None:
+                from .servers import TlsMaterial
+
+                hosts = sorted({"localhost", self.http.endpoint.host, self.rig.host})
+                self._tls = TlsMaterial.create(self.workdir / "tls", hosts=hosts)
+            return self._tls.ca_pem
+
     def firmware(self, board: Board) -> FirmwareFactory:
-        if board.name not in self._factories:
-            self._factories[board.name] = FirmwareFactory(_baseline_app(board), board.chip)
-        return self._factories[board.name]
+        """The firmware images of the device on ``board`` (``Device.firmware``)."""
+        if board.device is None:
+            raise InfrastructureError(f"board {board.name}: no device implementation has been put on it yet")
+        return board.device.firmware()
 
     def close(self) -> list[str]:
         """Switch every board off and stop the servers; returns one line per board that would not close."""
@@ -156,57 +186,65 @@ class OtaBench:
         return errors
 
 
-@dataclass
-class Published:
-    """An update on the server: where the device finds it and what it contains."""
-
-    kind: str
-    version: str
-    manifest_url: str
-    paths: list[str]
-    size: int
-    sha256: str
-    path_sizes: dict[str, int] = field(default_factory=dict)
-    fault: FaultPlan | None = None
-    cut: threading.Event = field(default_factory=threading.Event)
-
-
 class OtaCase:
-    """One board and one update kind, prepared in its baseline state."""
+    """One board, one device implementation on it and one update kind, prepared in its baseline state.
 
-    def __init__(self, bench: OtaBench, board: Board, kind: str):
+    ``device`` names the device implementation (default: the board's first one that takes ``kind``).
+    """
+
+    def __init__(self, bench: OtaBench, board: Board, kind: str, device: str | None = None):
         self.bench = bench
         self.board = board
         self.kind = kind
+        if device is None:
+            device = next((d.kind for d in board.spec.devices if kind in d.updates), board.spec.device)
+        self.device: Device = bench.device(board, device)
         self.http = bench.http
         self._n = 0
 
     # -- setup ----------------------------------------------------------------------------------
-    def prepare(self, config_extra: dict | None = None, data: dict[str, bytes] | None = None) -> None:
-        """Baseline state; ``config_extra`` adds agent settings (e.g. ``mqtt``, ``ca``) and ``data``
-        files (e.g. the CA certificate) for this test."""
+    def prepare(self, **options) -> None:
+        """The baseline state; ``options`` go to the device (the MicroPython agent: ``config_extra`` adds agent
+        settings, e.g. ``mqtt``, ``ca``, and ``data`` files, e.g. the CA certificate)."""
         self.http.set_health("up")
-        extra = _mutated_files(self.bench.mutation)
-        config = {**self.bench.config_for(self.board), **(config_extra or {})}
-        with report.step(f"prepare {self.board.name}: baseline firmware, agent, application {BASE_APP_VERSION}"):
-            self.board.prepare(config, BASE_APP_VERSION, app_bundle(BASE_APP_VERSION), extra=extra, data=data)
+        with report.step(f"prepare {self.board.name}: {self.device.kind} in its baseline state"):
+            self.device.prepare(**options)
 
     @property
     def baseline_version(self) -> str:
-        if self.kind == "firmware":
-            return self.bench.firmware(self.board).version
-        return BASE_APP_VERSION
+        """The version of this case's update kind in the baseline state."""
+        return self.device.baseline_version(self.kind)
+
+    @property
+    def baseline_versions(self) -> dict[str, str]:
+        """Every version the device reports when it is ready in the baseline state (what a ``ready`` event of the
+        baseline gives :meth:`running_versions`)."""
+        return self.device.baseline_versions()
+
+    @property
+    def baseline_slot(self) -> str:
+        """The app partition the baseline boots (from the board's partition table)."""
+        return self.board.baseline_slot().label
+
+    @property
+    def update_slot(self) -> str:
+        """The app partition a firmware update writes (the next update partition after :attr:`baseline_slot`)."""
+        slot = self.board.update_slot()
+        return slot.label if slot is not None else ""
+
+    @property
+    def rolled_back_state(self) -> str:
+        """The otadata state the device leaves a firmware that failed its health check in (ABORTED: never
+        confirmed, the bootloader gave up on it; INVALID: the device marked it invalid)."""
+        return self.device.rolled_back_state
 
     # -- publishing ------------------------------------------------------------------------------
     def publish(self, variant: str = "next", *, cut_at: float | None = None,
                 fault: FaultPlan | None = None) -> Published:
         """Put an update on the HTTP server; ``cut_at`` (0..1) cuts the board's power that far into it."""
         self._n += 1
-        prefix = f"/{self.board.name}/{self.kind}/{self._n}"
-        if self.kind == "firmware":
-            pub = self._publish_firmware(prefix, variant)
-        else:
-            pub = self._publish_files(prefix, variant)
+        prefix = f"/{self.board.name}/{self.device.kind}/{self.kind}/{self._n}"
+        pub = self.device.publish(self.kind, variant, prefix)
         if cut_at is not None:
             target_path = pub.paths[-1]
             at = max(1, int(pub.path_sizes[target_path] * cut_at))
@@ -222,69 +260,39 @@ class OtaCase:
             self.http.set_fault(fault, pub.paths[-1])
             pub.fault = fault
         report.attach_json("published update", {
-            "kind": pub.kind, "variant": variant, "version": pub.version, "manifest": pub.manifest_url,
-            "size": pub.size, "sha256": pub.sha256,
+            "device": self.device.kind, "kind": pub.kind, "variant": variant, "version": pub.version,
+            "url": pub.url, "size": pub.size, "sha256": pub.sha256,
             "fault": None if pub.fault is None else pub.fault.to_dict()})
         return pub
 
-    def _publish_firmware(self, prefix: str, variant: str) -> Published:
-        fw = self.bench.firmware(self.board)
-        genuine = fw.next()
-        image = {"next": genuine, "same": fw.same(), "tampered": fw.tampered(), "bad_sha256": fw.bad_sha256(),
-                 "bad_checksum": fw.bad_checksum(), "wrong_chip": fw.wrong_chip()}[variant]
-        version = fw.version if variant == "same" else _desc_version(genuine)
-        # A tampered image is announced with the digest of the genuine one.
-        digest = hashlib.sha256(genuine if variant == "tampered" else image).hexdigest()
-        self.board.remember_image(image)
-        self.http.add(f"{prefix}/fw.bin", image)
-        manifest = {"version": version, "size": len(image), "sha256": digest, "url": "fw.bin"}
-        self.http.add_json(f"{prefix}/manifest.json", manifest)
-        return Published("firmware", version, self.http.url_for(f"{prefix}/manifest.json"), [f"{prefix}/fw.bin"],
-                         len(image), digest, {f"{prefix}/fw.bin": len(image)})
-
-    def _publish_files(self, prefix: str, variant: str) -> Published:
-        version = BASE_APP_VERSION if variant == "same" else NEXT_APP_VERSION
-        files = app_bundle(version, healthy=variant != "unhealthy", broken=variant == "broken")
-        manifest = bundle_manifest(version, files)
-        for entry in manifest["files"]:
-            entry["url"] = entry["name"]
-        if variant == "tampered":
-            # The data file is served with one byte changed; the manifest keeps the genuine digest.
-            files = dict(files)
-            data = bytearray(files["assets/data.bin"])
-            data[len(data) // 2] ^= 0x5A
-            files["assets/data.bin"] = bytes(data)
-        paths = []
-        for name, data in files.items():
-            self.http.add(f"{prefix}/{name}", data)
-            paths.append(f"{prefix}/{name}")
-        self.http.add_json(f"{prefix}/manifest.json", manifest)
-        blob = b"".join(files.values())
-        return Published("files", version, self.http.url_for(f"{prefix}/manifest.json"), paths, len(blob),
-                         hashlib.sha256(blob).hexdigest(), {f"{prefix}/{n}": len(d) for n, d in files.items()})
-
     # -- driving the device ------------------------------------------------------------------------
     def trigger(self, pub: Published) -> int:
-        """The serial command that makes the agent pull ``pub``; returns the console mark before it."""
-        with report.step(f"trigger {pub.kind} update to {pub.version} from {pub.manifest_url}"):
-            return self.board.trigger_update(self.kind, pub.manifest_url)
+        """Make the device take ``pub`` (its serial command, or the URL on the serial line); returns the console
+        mark before it."""
+        with report.step(f"trigger {pub.kind} update to {pub.version} from {pub.url}"):
+            return self.device.trigger(pub)
 
     def expect(self, event: str | tuple[str, ...], since: int, timeout: float = 60.0, **fields: str) -> OtaEvent:
-        """The device's next ``OTA <event>`` line; one that never comes fails the scenario (the device's fault)."""
+        """The device's next OTA event ``event``; one that never comes fails the scenario (the device's fault)."""
         try:
             return self.board.console.expect_event(event, timeout=timeout, since=since, **fields)
         except TimeoutError as e:
             raise DeviceSilent(str(e)) from None
 
     def ready(self, since: int, timeout: float = 60.0) -> OtaEvent:
-        """The device's ``OTA ready`` line; a device that never gets ready (bricked) fails the scenario."""
+        """The device's ``ready`` event; a device that never gets ready (bricked) fails the scenario."""
         try:
-            return self.board.wait_ready(since=since, timeout=timeout)
+            return self.device.wait_ready(since=since, timeout=timeout)
         except TimeoutError as e:
             raise DeviceSilent(str(e)) from None
 
     def running_version(self, ready: OtaEvent) -> str | None:
-        return ready.get("firmware") if self.kind == "firmware" else ready.get("files")
+        """The running version of this case's update kind, as the ``ready`` event reports it."""
+        return self.device.running_version(ready, self.kind)
+
+    def running_versions(self, ready: OtaEvent) -> dict[str, str | None]:
+        """Every version the ``ready`` event reports (compare with :attr:`baseline_versions`)."""
+        return self.device.running_versions(ready)
 
     def boot_state(self, label: str):
         """Read the boot state; if reading reset the board (esptool), this returns once it is ready again."""
@@ -298,16 +306,9 @@ class OtaCase:
         return state
 
     def other_slot_md5(self) -> str | None:
-        """MD5 of the slot an update would write (firmware: the next update partition of the board's partition
-        table; files: slot b listing)."""
-        if self.kind == "firmware":
-            slot = self.board.update_slot()
-            if slot is None:
-                raise BoardError(f"board {self.board.name}: its partition table has no OTA app partition to update")
-            return self.board.flash_md5(slot.offset, slot.size)
-        out = self.board.exec("import os\ntry:\n    print(sorted(os.listdir('slots/b')))\nexcept OSError:\n"
-                              "    print('absent')")
-        return hashlib.md5(out.encode()).hexdigest()
+        """A digest of what an update would write (firmware: the next update partition of the board's partition
+        table; the agent's files: the listing of slot b)."""
+        return self.device.other_slot_fingerprint(self.kind)
 
     def attach_logs(self) -> None:
         console = self.board.console.log_path
@@ -363,32 +364,6 @@ def _switch_off_if_left_on(board: Board, lock: BoardLock) -> None:
                                 "ended without switching it off; switched it off before this run"), stacklevel=2)
 
 
-def _baseline_app(board: Board) -> bytes:
-    """The app image of the baseline at 0x10000: its own file, or inside a combined one (MicroPython's
-    release binary is bootloader, partition table and app from 0x1000)."""
-    from .esp import parse_image
-
-    for part in board.baseline_parts():
-        if part.offset <= ESP32_APP_OFFSET < part.offset + len(part.data):
-            data = part.data[ESP32_APP_OFFSET - part.offset:]
-            return data[:parse_image(data, board.chip).length]
-    raise BoardError(f"board {board.name}: no baseline image covers the app slot at 0x{ESP32_APP_OFFSET:x}")
-
-
 def _loopback(host: str) -> bool:
     # Virtual boards reach the servers on the loopback; a bench's boards on the rig's address.
     return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _desc_version(image: bytes) -> str:
-    from .esp import parse_image
-
-    return parse_image(image, "esp32").app_desc.version
-
-
-def _mutated_files(mutation: str | None) -> dict[str, bytes] | None:
-    if not mutation:
-        return None
-    from .mutations import apply_mutation
-
-    return apply_mutation(mutation)

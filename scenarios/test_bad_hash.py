@@ -5,14 +5,18 @@ announced SHA-256 can catch it. It must be refused with a clear reason, the boot
 selection must not move, and the old version keeps running.
 """
 
+import pytest
+
 from harness import report
+from harness.devices import Capability
 
 
+@pytest.mark.needs(Capability.ANNOUNCES_DIGEST)
 def test_bad_hash_is_refused(ota_target):
     """Bad hash: a tampered update announced with the genuine digest is refused.
 
     The image (or data file) is well-formed; only the end-to-end SHA-256 check against the
-    announced digest can catch it. Expected: ``OTA refused reason=hash-mismatch``, the boot
+    announced digest can catch it. Expected: ``refused`` with ``reason=hash-mismatch``, the boot
     selection unchanged (otadata / the slot record), and after a power cycle the old version runs.
     """
     before = ota_target.boot_state("before")
@@ -26,7 +30,7 @@ def test_bad_hash_is_refused(ota_target):
 
     after = ota_target.boot_state("after")
     if ota_target.kind == "firmware":
-        assert after.boot_slot == before.boot_slot == "ota_0"
+        assert after.boot_slot == before.boot_slot == ota_target.baseline_slot
         assert after.otadata == before.otadata
     else:
         assert (after.files.active, after.files.pending, after.files.versions["b"]) == ("a", False, None)
@@ -35,4 +39,4 @@ def test_bad_hash_is_refused(ota_target):
         mark = ota_target.board.console.mark()
         ota_target.board.power_cycle()
         ready = ota_target.ready(since=mark)
-        assert ota_target.running_version(ready) == ota_target.baseline_version and ready["app"] == "1"
+        assert ota_target.running_versions(ready) == ota_target.baseline_versions

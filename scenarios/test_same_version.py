@@ -4,11 +4,16 @@ It must be refused before anything is written: the other slot stays exactly as i
 and the boot selection does not move.
 """
 
+import pytest
 
+from harness.devices import Capability
+
+
+@pytest.mark.needs(Capability.REFUSES_SAME_VERSION)
 def test_same_version_is_refused_before_any_write(ota_target):
     """Same version: the running version offered again is refused before anything is written.
 
-    Expected: ``OTA refused reason=same-version`` before any ``writing``, the other slot's MD5
+    Expected: ``refused`` with ``reason=same-version`` before any ``writing``, the other slot's MD5
     unchanged, the boot selection unchanged.
     """
     before = ota_target.boot_state("before")

@@ -72,7 +72,7 @@ def test_firmware_over_https_with_the_run_ca(bench, tmp_path):
             https.add("/fw.bin", image)
             https.add_json("/manifest.json", {"version": version, "size": len(image),
                                               "sha256": hashlib.sha256(image).hexdigest(), "url": "fw.bin"})
-            mark = t.board.trigger_update("firmware", https.url_for("/manifest.json"))
+            mark = t.device.update("firmware", https.url_for("/manifest.json"))
             ev = outcome(t, mark)
             assert ev.name == expect, ev.fields
             if expect == "refused":
@@ -94,7 +94,7 @@ def test_firmware_trial_state_and_rollback_check_come_from_otadata(bench):
 
     def otadata(entry: OtaSelectEntry) -> str:
         # sector 0 gets the entry, sector 1 is erased; prints what otafw makes of it
-        return t.board.exec(
+        return t.device.exec(
             "from esp32 import Partition\nimport otafw\n"
             "p = Partition.find(Partition.TYPE_DATA, subtype=0)[0]\n"
             "for n in (0, 1):\n    b = bytearray(b'\\xff' * 4096)\n"
@@ -139,7 +139,7 @@ def test_firmware_bad_images_are_refused(bench, variant, reason):
     t.http.add(f"/bad/{variant}/fw.bin", image)
     t.http.add_json(f"/bad/{variant}/manifest.json", {"version": version, "size": len(image),
                                                       "sha256": hashlib.sha256(image).hexdigest(), "url": "fw.bin"})
-    ev = outcome(t, t.board.trigger_update("firmware", t.http.url_for(f"/bad/{variant}/manifest.json")))
+    ev = outcome(t, t.device.update("firmware", t.http.url_for(f"/bad/{variant}/manifest.json")))
     assert ev.name == "refused" and ev["reason"] == reason, ev.fields
     assert ev["version"] == fw.version  # what keeps running
 
@@ -178,7 +178,7 @@ def test_dropped_connection_resumes(bench, honour_range):
         http.add("/fw.bin", image, fault=FaultPlan(drop_at=len(image) // 2, apply_times=1))
         http.add_json("/manifest.json", {"version": _desc_version(image), "size": len(image),
                                          "sha256": hashlib.sha256(image).hexdigest(), "url": "fw.bin"})
-        mark = t.board.trigger_update("firmware", http.url_for("/manifest.json"))
+        mark = t.device.update("firmware", http.url_for("/manifest.json"))
         ev = outcome(t, mark)
         assert ev.name == "switch", ev.fields
         resume = t.board.console.events(mark, "resume")
@@ -237,7 +237,7 @@ def test_esp8266_refuses_https_it_cannot_verify(bench, tmp_path):
             https.add(f"/{name}", data)
         https.add_json("/manifest.json", {"version": "2", "files": [
             {"name": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest(), "url": n} for n, d in files.items()]})
-        ev = outcome(t, t.board.trigger_update("files", https.url_for("/manifest.json")))
+        ev = outcome(t, t.device.update("files", https.url_for("/manifest.json")))
         assert ev.name == "refused" and ev["reason"] == "tls-unverifiable", ev.fields
         assert ev["version"] == "1"
         assert https.requests() == []  # refused before connecting
@@ -265,25 +265,25 @@ def test_file_bundles_with_bad_manifests_are_refused(bench, case, reason):
     for name, data in files.items():
         t.http.add(f"/bundle-{case}/{name}", data)
     t.http.add_json(f"/bundle-{case}/manifest.json", manifest)
-    ev = outcome(t, t.board.trigger_update("files", t.http.url_for(f"/bundle-{case}/manifest.json")))
+    ev = outcome(t, t.device.update("files", t.http.url_for(f"/bundle-{case}/manifest.json")))
     assert ev.name == "refused" and ev["reason"] == reason, ev.fields
     assert ev["version"] == "1"
-    listing = t.board.exec("import os\ntry:\n    print(os.listdir('slots/b'))\nexcept OSError:\n    print('none')")
+    listing = t.device.exec("import os\ntry:\n    print(os.listdir('slots/b'))\nexcept OSError:\n    print('none')")
     assert "none" in listing  # nothing half-written left behind
 
 
 def test_full_filesystem_is_refused_and_cleaned_up(bench):
     t = prepared(bench, "esp32-0", "files")  # the ESP32's vfs partition is 960 KiB
-    free_before = int(t.board.exec("import os\nprint(os.statvfs('/')[3] * 4096)"))
+    free_before = int(t.device.exec("import os\nprint(os.statvfs('/')[3] * 4096)"))
     files = app_bundle("2", data_size=1200 * 1024)
     manifest = {"version": "2", "files": [{"name": n, "size": len(d), "sha256": hashlib.sha256(d).hexdigest(),
                                            "url": n} for n, d in files.items()]}
     for name, data in files.items():
         t.http.add(f"/big/{name}", data)
     t.http.add_json("/big/manifest.json", manifest)
-    ev = outcome(t, t.board.trigger_update("files", t.http.url_for("/big/manifest.json")))
+    ev = outcome(t, t.device.update("files", t.http.url_for("/big/manifest.json")))
     assert ev.name == "refused" and ev["reason"] == "no-space", ev.fields
-    out = t.board.exec("import os\nprint(os.statvfs('/')[3] * 4096)\ntry:\n    os.listdir('slots/b')\n"
+    out = t.device.exec("import os\nprint(os.statvfs('/')[3] * 4096)\ntry:\n    os.listdir('slots/b')\n"
                        "    print('left')\nexcept OSError:\n    print('clean')")
     assert "clean" in out and int(out.split()[0]) >= free_before - 8192  # the space came back
 
@@ -313,7 +313,7 @@ info['hash'] = '0' * 32
 ota.verify({{'length': info['length'], 'store_path': '/module.bin', 'hash_type': 'md5', 'hash': info['hash']}})
 print('RESULT', res)
 """
-    out = t.board.exec(code, timeout=60)
+    out = t.device.exec(code, timeout=60)
     assert "0 0 0 0" in out
     assert "RESULT [('download', 0), ('verify', 0), ('verify', -1)]" in out
 
@@ -334,7 +334,7 @@ ota.verify({{'length': {len(data)}, 'store_path': '/module.bin', 'hash_type': 'm
 ota.verify({{'length': {len(data)}, 'store_path': '/module.bin', 'hash_type': 'sha256', 'hash': {sha!r}}})
 print('RESULT', res)
 """
-    out = t.board.exec(code, timeout=60)
+    out = t.device.exec(code, timeout=60)
     assert "RESULT [-1, 0]" in out, out
     assert "OTA refused detail=md5 kind=file path=/module.bin reason=bad-hash-type transport=verify" in out, out
 
@@ -355,7 +355,7 @@ def test_quecpython_fota_api_downloads_verifies_and_reboots(bench):
     # An image that fails its own checks: verify() says -1, nothing is switched, no reset.
     bad = bench.firmware(t.board).bad_sha256()
     t.http.add("/fota/bad.bin", bad)
-    out = t.board.exec("import fota\nf = fota.fota(reset_disable=1)\n"
+    out = t.device.exec("import fota\nf = fota.fota(reset_disable=1)\n"
                        f"print('RET', f.httpDownload(url1={t.http.url_for('/fota/bad.bin')!r}))", timeout=120)
     assert "RET -1" in out
 

@@ -17,8 +17,10 @@ import pytest
 
 import harness.board
 import harness.deploy
+import harness.devices.micropython
 from harness.board import Board, BoardError
 from harness.bootstate import BootState, FlashFile, SlotState
+from harness.devices import MicroPythonDevice
 from harness.flashing import Flasher
 from harness.rig import load_rig
 from harness.scenario import OtaBench, OtaCase
@@ -48,7 +50,7 @@ def prepared(tmp_path_factory) -> Prepared:
         target = OtaCase(bench, bench.board(BOARD), "firmware")
         p = Prepared(bench, target)
         calls = {"deploy": 0, "mpremote": 0, "flasher": 0}
-        deploy, mpremote, flasher = harness.board.deploy, harness.deploy.mpremote, Board.flasher
+        deploy, mpremote, flasher = harness.devices.micropython.deploy, harness.deploy.mpremote, Board.flasher
 
         def counting(name, real):
             def call(*args, **kwargs):
@@ -57,7 +59,7 @@ def prepared(tmp_path_factory) -> Prepared:
             return call
 
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(harness.board, "deploy", counting("deploy", deploy))
+            mp.setattr(harness.devices.micropython, "deploy", counting("deploy", deploy))
             mp.setattr(harness.deploy, "mpremote", counting("mpremote", mpremote))
             mp.setattr(Board, "flasher", counting("flasher", flasher))
             target.prepare()
@@ -85,13 +87,13 @@ def forbid_esptool_and_mpremote(monkeypatch) -> None:
             raise AssertionError(f"{what} was used")
         return call
 
-    monkeypatch.setattr(harness.board, "deploy", refused("mpremote (deploy)"))
+    monkeypatch.setattr(harness.devices.micropython, "deploy", refused("mpremote (deploy)"))
     monkeypatch.setattr(harness.deploy, "mpremote", refused("mpremote"))
     monkeypatch.setattr(Board, "flasher", refused("esptool (Board.flasher)"))
 
 
 def board_config(board: Board) -> dict:
-    return json.loads(board.exec("print(open('ota_config.json').read())"))
+    return json.loads(board.device.exec("print(open('ota_config.json').read())"))
 
 
 # -- prepare from a snapshot ----------------------------------------------------------------------------------------
@@ -122,13 +124,13 @@ def test_a_config_that_differs_in_a_value_writes_only_ota_config(prepared, targe
     board = prepared.board
     forbid_esptool_and_mpremote(monkeypatch)
     written: list[list[str]] = []
-    write_files = Board.write_files
+    write_files = MicroPythonDevice.write_files
 
     def spy(self, files):
         written.append(sorted(files))
         return write_files(self, files)
 
-    monkeypatch.setattr(Board, "write_files", spy)
+    monkeypatch.setattr(MicroPythonDevice, "write_files", spy)
     mark = board.console.mark()
     target.prepare(config_extra={"x": 1})
     assert written == [["ota_config.json"]]
@@ -199,10 +201,11 @@ def test_without_direct_reads_every_read_goes_through_esptool_and_resets(prepare
         board.power_off()
         with open(board.flash_file().path, "r+b") as f:
             f.write(image)
+        target = OtaCase(bench, board, "firmware")
+        target.device.take_board()  # the agent is what runs on it, without a prepare
         mark = board.console.mark()
         board.power_on()
         board.wait_ready(since=mark)
-        target = OtaCase(bench, board, "firmware")
         flasher = Board.flasher
         sessions = []
 

@@ -14,6 +14,7 @@ import pytest
 
 from harness import console as console_module
 from harness.console import Console
+from harness.devices.micropython import AgentEvents
 
 #: one second past a whole second plus a multiple of 1/8 s: the milliseconds are exact in binary
 T0 = 1_700_000_000.0
@@ -110,6 +111,8 @@ def test_notes_are_lines_of_their_own_in_the_log_and_the_transcript(con, now):
     assert log_of(con) == expected
     assert con.transcript() == expected
     assert "=====" not in con.text  # notes are the harness's, not the board's output
+    assert con.events() == []  # no device implementation has claimed the console: no line is an event
+    con.parser = AgentEvents()
     assert [e.name for e in con.events()] == ["ready"]
 
 

@@ -1,5 +1,5 @@
-"""Small pieces of the plugin and the scenarios, without a board: the baseline app, case directory
-names and what ``-n auto`` means."""
+"""Small pieces of the plugin and the scenarios, without a board: the baseline app a device's firmware
+updates are made from, case directory names and what ``-n auto`` means."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import types
 
 import pytest
 
-from harness.board import BoardError
+from harness.board import Board, BoardError
+from harness.devices import MicroPythonDevice
 from harness.evidence import case_dir_name
 from harness.firmware import ESP32_APP_OFFSET, FlashPart, micropython_baseline
 from harness.pytest_plugin import pytest_xdist_auto_num_workers
-from harness.scenario import _baseline_app
 
 
 # -- the baseline's app -----------------------------------------------------------------------------
@@ -22,8 +22,25 @@ def parts() -> list[FlashPart]:
     return micropython_baseline("esp32", flash_size="4MB")
 
 
-def baseline_board(parts: list[FlashPart], name: str = "devkit") -> types.SimpleNamespace:
-    return types.SimpleNamespace(name=name, chip="esp32", baseline_parts=lambda: list(parts))
+class Baseline(MicroPythonDevice):
+    """The agent on a board of no port, power or console, with the baseline ``parts``."""
+
+    def __init__(self, parts: list[FlashPart], name: str):
+        board = Board.__new__(Board)  # the layout needs no port, power or console
+        board.spec = types.SimpleNamespace(name=name, chip="esp32")
+        board.name, board.chip, board._table, board.device = name, "esp32", None, None
+        self.board, self.parts, self._firmware = board, parts, None
+
+    def baseline_parts(self) -> list[FlashPart]:
+        return list(self.parts)
+
+
+def _baseline_app(device: Baseline) -> bytes:
+    return device.baseline_app()
+
+
+def baseline_board(parts: list[FlashPart], name: str = "devkit") -> Baseline:
+    return Baseline(parts, name)
 
 
 def combined(parts: list[FlashPart], start: int = 0x1000, trailer: bytes = b"") -> FlashPart:
@@ -113,7 +130,7 @@ class FakeConfig:
                  mutation: str | None = None):
         self.args = args
         self.stash = pytest.Stash()
-        self._options = {"--rig": rig, "--board": boards or [], "--agent-mutation": mutation}
+        self._options = {"--rig": rig, "--board": boards or [], "--mutation": mutation}
 
     def getoption(self, name: str):
         return self._options[name]
@@ -125,8 +142,8 @@ def auto_env(monkeypatch):
     return monkeypatch
 
 
-def test_the_emu_rig_gets_one_worker_per_virtual_board_and_update_kind(auto_env):
-    # esp32-0: firmware and files, esp8266-0: files
+def test_the_emu_rig_gets_one_worker_per_virtual_board_device_and_update_kind(auto_env):
+    # esp32-0: micropython firmware and files, esp8266-0: micropython files
     assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/"], rig="emu")) == 3
     assert pytest_xdist_auto_num_workers(FakeConfig([], rig="emu")) == 3
 

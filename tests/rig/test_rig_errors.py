@@ -88,7 +88,8 @@ CASES = [
      "boards[0]", "expected a mapping describing one board, got 'esp32-0'"),
     ("board unknown key", HEAD + VIRTUAL + "    boot_timout: 30   # <-\n",
      "boards[0].boot_timout", "unknown key (did you mean boot_timeout? allowed: name, chip, flash_size, virtual, "
-                              "baseline, device, updates, baud, boot_timeout, confirm_timeout, port, power)"),
+                              "devices, device, baseline, build_dir, patterns, updates, baud, boot_timeout, "
+                              "confirm_timeout, port, power)"),
     ("board name missing", HEAD + "  - chip: esp32   # <-\n    virtual: true\n",
      "boards[0].name", "missing (the board's name)"),
     ("board name", HEAD + "  - name: ESP32 0   # <-\n    chip: esp32\n    virtual: true\n",
@@ -110,7 +111,7 @@ CASES = [
     ("virtual with power", HEAD + VIRTUAL + "    power: {kind: lcus, port: /dev/ttyUSB3}   # <-\n",
      "boards[0].power", "not for a virtual board: the harness starts it and owns its port and power"),
     ("device", HEAD + VIRTUAL + "    device: zephyr   # <-\n",
-     "boards[0].device", "expected micropython, got 'zephyr'"),
+     "boards[0].device", "expected one of micropython, esp-idf, idf-app, got 'zephyr'"),
     ("updates unknown", HEAD + VIRTUAL + "    updates: [firmware, fs]   # <-\n",
      "boards[0].updates[1]", "expected firmware or files, got 'fs'"),
     ("updates twice", HEAD + VIRTUAL + "    updates: [files, files]   # <-\n",

@@ -71,7 +71,7 @@ def test_bench1_without_its_firmware_names_the_missing_file(bench1):
     with pytest.raises(RigError) as caught:
         load_rig("bench1.yaml")
     line = line_of(bench1, "file: firmware/ESP32_GENERIC-OTA")
-    assert str(caught.value) == (f"bench1.yaml:{line}: boards[0].baseline[0].file: file not found: "
+    assert str(caught.value) == (f"bench1.yaml:{line}: boards[0].devices[0].baseline[0].file: file not found: "
                                  f"firmware/ESP32_GENERIC-OTA-20251209-v1.27.0.bin")
 
 
@@ -81,7 +81,7 @@ def test_bench1_without_its_firmware_loads_for_the_rig_check(bench1):
     esp32, esp8266 = rig.boards
     assert esp32.baseline == [BaselinePart(0x1000, bench1.parent / BENCH1_FILES[0])]
     assert baseline_file_problems(esp32) == [
-        (line_of(bench1, "file: firmware/ESP32_GENERIC-OTA"), "boards[0].baseline[0].file",
+        (line_of(bench1, "file: firmware/ESP32_GENERIC-OTA"), "boards[0].devices[0].baseline[0].file",
          f"file not found: {BENCH1_FILES[0]}")]
     assert baseline_file_problems(esp8266) == [
         (line_of(bench1, "file: firmware/ESP8266_GENERIC"), "boards[1].baseline[0].file",

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 def test_power_loss_passes_with_esptool_for_everything(tmp_path):
     cmd = [sys.executable, "-m", "pytest", "scenarios/test_power_loss.py", "--rig", "emu", "--board", "esp32-0",
-           "-k", "firmware", "--no-snapshots", "--no-direct-reads", "-p", "no:cacheprovider", "-q",
+           "-k", "micropython-firmware", "--no-snapshots", "--no-direct-reads", "-p", "no:cacheprovider", "-q",
            "--basetemp", str(tmp_path / "run"), "--alluredir", str(tmp_path / "allure"),
            "--hil-logs", str(tmp_path / "logs")]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540)
