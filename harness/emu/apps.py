@@ -2,7 +2,8 @@
 
 The virtual chip cannot execute Xtensa code, so an app is recognised by what
 its image says about itself (ESP-IDF app descriptor, MicroPython banner) and a
-runtime that behaves like it is attached. An app nothing recognises prints the
+runtime that behaves like it is attached; an ESP-IDF app built for the virtual
+ESP32 by ``harness.emu.idf.build`` carries a host executable, which runs. An app nothing recognises prints the
 ESP-IDF start-up lines naming itself and idles, which is all a bootloader test
 needs.
 """
@@ -40,6 +41,12 @@ RUNTIMES: dict[str, Callable[[AppContext], int]] = {}
 def run_app(ctx: AppContext) -> int:
     if ctx.project == "micropython":
         from . import runtime_mpy  # noqa: F401  (registers the interpreter)
+    elif ctx.cfg.chip == "esp32":
+        # An ESP-IDF app built for the virtual ESP32 (harness.emu.idf.build) carries its host executable.
+        from . import runtime_idf
+
+        if runtime_idf.carries_host_app(ctx.image):
+            return runtime_idf.run_idf_app(ctx)
     runtime = RUNTIMES.get(ctx.project, idle_app)
     return runtime(ctx)
 

@@ -1,0 +1,703 @@
+/* The virtual ESP32's side of an ESP-IDF app built for the host.
+ *
+ * The chip process (harness/emu/runtime_idf.py) starts this executable with an empty environment:
+ *   fd 0  bytes received on UART0 (the console's RX),
+ *   fd 1  bytes the chip transmits on UART0 (stdout and stderr go there),
+ *   argv  the call pipe pair to the board and the facts of this boot.
+ * It runs app_main in a task of CONFIG_ESP_MAIN_TASK_STACK_SIZE bytes (plus HIL_STACK_MARGIN for the host
+ * ABI), counts the app's heap against an ESP32's, turns crashes into ESP-IDF's panic report, and ends
+ * with an exit code the chip process turns into a reset.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "sdkconfig.h"
+#include "esp_err.h"
+#include "esp_log.h"
+#include "esp_system.h"
+#include "esp_app_desc.h"
+#include "esp_vfs.h"
+#include "hil_board.h"
+
+void app_main(void);
+
+hil_boot_t hil_boot;
+
+static int req_fd = -1, rep_fd = -1;
+static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec t0;
+static uint32_t boot_ms0;
+
+/* ------------------------------------------------------------------------------------------------
+ * Heap: an ESP32 app with Wi-Fi started has about HIL_HEAP_FREE bytes of free internal heap when
+ * app_main runs (ESP-IDF v5.2, 520 KiB SRAM, Wi-Fi + lwIP + event loop allocated). Every block the
+ * app (or the ESP-IDF code compiled with it) allocates costs its size rounded to 4 plus
+ * HIL_HEAP_BLOCK_OVERHEAD (the TLSF block header); past the budget malloc returns NULL as on the chip.
+ */
+#ifndef HIL_HEAP_FREE
+#define HIL_HEAP_FREE (200 * 1024)
+#endif
+#define HIL_HEAP_BLOCK_OVERHEAD 8
+#define HIL_HDR 16
+#define HIL_MAGIC 0x48494c4845415021ULL
+
+static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t heap_used, heap_peak;
+
+void *__real_malloc(size_t n);
+void __real_free(void *p);
+void *__real_realloc(void *p, size_t n);
+void *__real_calloc(size_t a, size_t b);
+
+static size_t block_cost(size_t n) { return ((n + 3) & ~(size_t)3) + HIL_HEAP_BLOCK_OVERHEAD; }
+
+static bool heap_take(size_t cost)
+{
+    bool ok;
+    pthread_mutex_lock(&heap_lock);
+    ok = heap_used + cost <= HIL_HEAP_FREE;
+    if (ok) {
+        heap_used += cost;
+        if (heap_used > heap_peak) heap_peak = heap_used;
+    }
+    pthread_mutex_unlock(&heap_lock);
+    return ok;
+}
+
+static void heap_give(size_t cost)
+{
+    pthread_mutex_lock(&heap_lock);
+    heap_used -= cost < heap_used ? cost : heap_used;
+    pthread_mutex_unlock(&heap_lock);
+}
+
+bool hil_heap_charge(long bytes)
+{
+    if (bytes >= 0) return heap_take((size_t)bytes);
+    heap_give((size_t)(-bytes));
+    return true;
+}
+
+size_t hil_heap_free(void) { size_t u; pthread_mutex_lock(&heap_lock); u = heap_used; pthread_mutex_unlock(&heap_lock); return HIL_HEAP_FREE - u; }
+size_t hil_heap_min_free(void) { size_t p; pthread_mutex_lock(&heap_lock); p = heap_peak; pthread_mutex_unlock(&heap_lock); return HIL_HEAP_FREE - p; }
+
+static int is_ours(uint8_t *base) { return ((uint64_t *)base)[0] == (HIL_MAGIC ^ (uint64_t)(uintptr_t)base); }
+
+void *__wrap_malloc(size_t n)
+{
+    if (n > HIL_HEAP_FREE || !heap_take(block_cost(n))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *base = __real_malloc(n + HIL_HDR);
+    if (!base) {
+        heap_give(block_cost(n));
+        return NULL;
+    }
+    ((uint64_t *)base)[0] = HIL_MAGIC ^ (uint64_t)(uintptr_t)base;
+    ((uint64_t *)base)[1] = n;
+    return base + HIL_HDR;
+}
+
+void __wrap_free(void *p)
+{
+    if (!p) return;
+    uint8_t *base = (uint8_t *)p - HIL_HDR;
+    if (is_ours(base)) {
+        size_t n = ((uint64_t *)base)[1];
+        ((uint64_t *)base)[0] = 0;
+        heap_give(block_cost(n));
+        __real_free(base);
+    } else {
+        __real_free(p);  /* a block the C library allocated for itself */
+    }
+}
+
+void *__wrap_calloc(size_t a, size_t b)
+{
+    if (b && a > SIZE_MAX / b) return NULL;
+    void *p = __wrap_malloc(a * b);
+    if (p) memset(p, 0, a * b);
+    return p;
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (!p) return __wrap_malloc(n);
+    if (n == 0) {
+        __wrap_free(p);
+        return NULL;
+    }
+    uint8_t *base = (uint8_t *)p - HIL_HDR;
+    if (!is_ours(base)) return __real_realloc(p, n);
+    size_t old = ((uint64_t *)base)[1];
+    void *q = __wrap_malloc(n);
+    if (!q) return NULL;
+    memcpy(q, p, old < n ? old : n);
+    __wrap_free(p);
+    return q;
+}
+
+char *__wrap_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = __wrap_malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+char *__wrap_strndup(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    char *p = __wrap_malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = 0;
+    }
+    return p;
+}
+
+int __wrap_vasprintf(char **out, const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0) return -1;
+    *out = __wrap_malloc((size_t)n + 1);
+    if (!*out) return -1;
+    return vsnprintf(*out, (size_t)n + 1, fmt, ap);
+}
+
+int __wrap_asprintf(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = __wrap_vasprintf(out, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void *hil_alloc(size_t n) { return __real_malloc(n); }
+void hil_free(void *p) { __real_free(p); }
+
+/* ------------------------------------------------------------------------------------------------
+ * Time
+ */
+uint64_t hil_micros(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t us = (int64_t)(now.tv_sec - t0.tv_sec) * 1000000 + (now.tv_nsec - t0.tv_nsec) / 1000;
+    return (uint64_t)boot_ms0 * 1000 + (uint64_t)us;
+}
+
+uint32_t hil_millis(void) { return (uint32_t)(hil_micros() / 1000); }
+
+void hil_sleep_ms(uint32_t ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Console: UART0 through the ESP-IDF VFS. TX turns "\n" into the configured line ending (CRLF by
+ * default, CONFIG_NEWLIB_STDOUT_LINE_ENDING_CRLF); RX turns the configured ending into "\n" (CR by
+ * default). Until uart_vfs_dev_use_driver() reads do not wait: with no byte in the FIFO they fail
+ * with EWOULDBLOCK, as the VFS's non-blocking driver-less path does.
+ */
+static atomic_int tx_mode = ESP_LINE_ENDINGS_CRLF;
+static atomic_int rx_mode = ESP_LINE_ENDINGS_CR;
+static atomic_bool rx_blocking = false;
+static int rx_peek = -1;
+
+void hil_console_set_tx_mode(int mode) { tx_mode = mode; }
+void hil_console_set_rx_mode(int mode) { rx_mode = mode; }
+void hil_console_set_blocking(bool blocking) { rx_blocking = blocking; }
+
+void hil_console_write(const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = write(1, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            _exit(HIL_EXIT_FATAL);  /* the board is gone */
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static ssize_t console_out(void *cookie, const char *buf, size_t size)
+{
+    (void)cookie;
+    int mode = tx_mode;
+    if (mode == ESP_LINE_ENDINGS_LF) {
+        hil_console_write(buf, size);
+        return (ssize_t)size;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (buf[i] == '\n') {
+            hil_console_write(buf + start, i - start);
+            hil_console_write(mode == ESP_LINE_ENDINGS_CRLF ? "\r\n" : "\r", mode == ESP_LINE_ENDINGS_CRLF ? 2 : 1);
+            start = i + 1;
+        }
+    }
+    hil_console_write(buf + start, size - start);
+    return (ssize_t)size;
+}
+
+static int rx_byte(bool wait)
+{
+    if (rx_peek >= 0) {
+        int c = rx_peek;
+        rx_peek = -1;
+        return c;
+    }
+    struct pollfd p = { .fd = 0, .events = POLLIN };
+    int r;
+    do {
+        r = poll(&p, 1, wait ? -1 : 0);
+    } while (r < 0 && errno == EINTR);
+    if (r <= 0) return -1;
+    unsigned char c;
+    ssize_t n;
+    do {
+        n = read(0, &c, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        /* The board closed the UART: nothing will ever arrive. */
+        for (;;) pause();
+    }
+    return c;
+}
+
+static ssize_t console_in(void *cookie, char *buf, size_t size)
+{
+    (void)cookie;
+    size_t got = 0;
+    while (got < size) {
+        int c = rx_byte(rx_blocking && got == 0);
+        if (c < 0) break;
+        int mode = rx_mode;
+        if (c == '\r' && mode == ESP_LINE_ENDINGS_CR) {
+            c = '\n';
+        } else if (c == '\r' && mode == ESP_LINE_ENDINGS_CRLF) {
+            int next = rx_byte(false);
+            if (next == '\n') {
+                c = '\n';
+            } else if (next >= 0) {
+                rx_peek = next;
+            }
+        }
+        buf[got++] = (char)c;
+        if (c == '\n') break;
+    }
+    if (got == 0) {
+        errno = EWOULDBLOCK;
+        return -1;
+    }
+    return (ssize_t)got;
+}
+
+static void console_init(void)
+{
+    cookie_io_functions_t out = { .write = console_out };
+    cookie_io_functions_t in = { .read = console_in };
+    FILE *o = fopencookie(NULL, "w", out);
+    FILE *e = fopencookie(NULL, "w", out);
+    FILE *i = fopencookie(NULL, "r", in);
+    if (!o || !e || !i) _exit(HIL_EXIT_FATAL);
+    setvbuf(o, NULL, _IOLBF, 128);
+    setvbuf(e, NULL, _IONBF, 0);
+    setvbuf(i, NULL, _IONBF, 0);
+    stdout = o;
+    stderr = e;
+    stdin = i;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Board calls
+ */
+static void msg_need(hil_msg_t *m, size_t extra)
+{
+    if (m->len + extra <= m->cap) return;
+    size_t cap = m->cap ? m->cap : 256;
+    while (cap < m->len + extra) cap *= 2;
+    uint8_t *b = __real_realloc(m->buf, cap);
+    if (!b) _exit(HIL_EXIT_FATAL);
+    m->buf = b;
+    m->cap = cap;
+}
+
+void hil_msg_init(hil_msg_t *m, const char *op)
+{
+    memset(m, 0, sizeof(*m));
+    size_t n = strlen(op) + 1;
+    msg_need(m, 4 + n);
+    m->len = 4;
+    memcpy(m->buf + 4, op, n);
+    m->len += n;
+}
+
+void hil_put_int(hil_msg_t *m, int64_t v)
+{
+    msg_need(m, 9);
+    m->buf[m->len++] = 'i';
+    memcpy(m->buf + m->len, &v, 8);
+    m->len += 8;
+}
+
+void hil_put_bytes(hil_msg_t *m, const void *p, size_t n)
+{
+    msg_need(m, 5 + n);
+    m->buf[m->len++] = 'b';
+    uint32_t l = (uint32_t)n;
+    memcpy(m->buf + m->len, &l, 4);
+    m->len += 4;
+    if (n) memcpy(m->buf + m->len, p, n);
+    m->len += n;
+}
+
+void hil_put_str(hil_msg_t *m, const char *s) { hil_put_bytes(m, s ? s : "", s ? strlen(s) : 0); }
+
+static void io_all(int fd, void *buf, size_t n, int writing)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = writing ? write(fd, p, n) : read(fd, p, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            /* The chip process is gone (reset or power cut): nothing of this app may go on. */
+            _exit(HIL_EXIT_FATAL);
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+static void print_board_log(const uint8_t *p, uint32_t n)
+{
+    if (n < 2) return;
+    char level = (char)p[0];
+    const char *tag = (const char *)p + 1;
+    size_t tl = strnlen(tag, n - 1);
+    if (tl + 2 > n) return;
+    const char *text = tag + tl + 1;
+    int tn = (int)(n - 2 - tl);
+    switch (level) {
+    case 'E': ESP_LOGE(tag, "%.*s", tn, text); break;
+    case 'W': ESP_LOGW(tag, "%.*s", tn, text); break;
+    case 'D': ESP_LOGD(tag, "%.*s", tn, text); break;
+    case 'V': ESP_LOGV(tag, "%.*s", tn, text); break;
+    default: ESP_LOGI(tag, "%.*s", tn, text); break;
+    }
+}
+
+int32_t hil_call(hil_msg_t *m, hil_reply_t *reply)
+{
+    uint32_t body = (uint32_t)(m->len - 4);
+    memcpy(m->buf, &body, 4);
+    memset(reply, 0, sizeof(*reply));
+    pthread_mutex_lock(&call_lock);
+    io_all(req_fd, m->buf, m->len, 1);
+    uint32_t n;
+    io_all(rep_fd, &n, 4, 0);
+    uint8_t *raw = __real_malloc(n ? n : 1);
+    if (!raw) _exit(HIL_EXIT_FATAL);
+    io_all(rep_fd, raw, n, 0);
+    pthread_mutex_unlock(&call_lock);
+    __real_free(m->buf);
+    m->buf = NULL;
+    reply->raw = raw;
+    memcpy(&reply->status, raw, 4);
+    size_t pos = 4;
+    while (pos < n) {
+        char kind = (char)raw[pos++];
+        if (kind == 'i') {
+            int64_t v;
+            memcpy(&v, raw + pos, 8);
+            pos += 8;
+            if (reply->count < HIL_MAX_ITEMS) {
+                reply->kind[reply->count] = 'i';
+                reply->num[reply->count++] = v;
+            }
+        } else {
+            uint32_t l;
+            memcpy(&l, raw + pos, 4);
+            pos += 4;
+            if (kind == 'L') {
+                print_board_log(raw + pos, l);
+            } else if (reply->count < HIL_MAX_ITEMS) {
+                reply->kind[reply->count] = 'b';
+                reply->ptr[reply->count] = raw + pos;
+                reply->size[reply->count++] = l;
+            }
+            pos += l;
+        }
+    }
+    return reply->status;
+}
+
+void hil_reply_free(hil_reply_t *reply)
+{
+    __real_free(reply->raw);
+    reply->raw = NULL;
+}
+
+int64_t hil_int(const hil_reply_t *r, int index, int64_t fallback)
+{
+    if (index >= r->count || r->kind[index] != 'i') return fallback;
+    return r->num[index];
+}
+
+const uint8_t *hil_bytes(const hil_reply_t *r, int index, size_t *len)
+{
+    if (index >= r->count || r->kind[index] != 'b') {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = r->size[index];
+    return r->ptr[index];
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Resets and panics
+ */
+void hil_restart(void)
+{
+    _exit(HIL_EXIT_RESTART);
+}
+
+static uint32_t fake_pc(uintptr_t addr)
+{
+    extern char __executable_start;
+    return 0x400d0000u + (uint32_t)((addr - (uintptr_t)&__executable_start) & 0x7fffc);
+}
+
+static void raw_print(const char *s) { hil_console_write(s, strlen(s)); }
+
+static void __attribute__((noreturn)) panic_tail(uint32_t pc, uint32_t sp)
+{
+    char line[160];
+    snprintf(line, sizeof(line), "\r\n\r\nBacktrace: 0x%08" PRIx32 ":0x%08" PRIx32 " 0x%08" PRIx32 ":0x%08" PRIx32 "\r\n\r\n\r\n\r\n\r\n",
+             pc, sp, pc + 0x3a, sp + 0x20);
+    raw_print(line);
+    char sha[17];
+    esp_app_get_elf_sha256(sha, sizeof(sha));
+    snprintf(line, sizeof(line), "ELF file SHA256: %s\r\n\r\nRebooting...\r\n", sha);
+    raw_print(line);
+    _exit(HIL_EXIT_PANIC);
+}
+
+void hil_panic(const char *first_line, const char *guru_reason, uintptr_t pc)
+{
+    char line[256];
+    uint32_t p = fake_pc(pc), sp = 0x3ffb4e00u + (uint32_t)(pc & 0xf0);
+    if (first_line) {
+        snprintf(line, sizeof(line), "\r\n%s\r\n", first_line);
+        raw_print(line);
+    }
+    if (guru_reason) {
+        snprintf(line, sizeof(line),
+                 "Guru Meditation Error: Core  0 panic'ed (%s). Exception was unhandled.\r\n\r\n"
+                 "Core  0 register dump:\r\n"
+                 "PC      : 0x%08" PRIx32 "  PS      : 0x00060030  A0      : 0x%08" PRIx32 "  A1      : 0x%08" PRIx32 "  \r\n",
+                 guru_reason, p, 0x800d0000u | (p & 0xffff), sp);
+        raw_print(line);
+    }
+    panic_tail(p, sp);
+}
+
+static uint8_t *task_stack_lo;  /* lowest usable address of the app_main task's stack */
+static size_t task_guard = 4096;
+
+static void on_fault(int sig, siginfo_t *info, void *uctx)
+{
+    ucontext_t *uc = uctx;
+    uintptr_t pc = 0;
+#if defined(__x86_64__)
+    pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    pc = (uintptr_t)uc->uc_mcontext.pc;
+#else
+    (void)uc;
+#endif
+    uint8_t *addr = info->si_addr;
+    if ((sig == SIGSEGV || sig == SIGBUS) && task_stack_lo && addr < task_stack_lo + 256 &&
+        addr >= task_stack_lo - task_guard - 65536) {
+        raw_print("\r\n***ERROR*** A stack overflow in task main has been detected.\r\n");
+        panic_tail(fake_pc(pc), 0x3ffb4c00u);
+    }
+    const char *reason = "LoadProhibited";
+    if (sig == SIGILL) reason = "IllegalInstruction";
+    else if (sig == SIGFPE) reason = "IntegerDivideByZero";
+    else if (sig == SIGBUS) reason = "LoadStoreAlignment";
+#if defined(__x86_64__)
+    else if (uc->uc_mcontext.gregs[REG_ERR] & 2) reason = "StoreProhibited";
+#endif
+    hil_panic(NULL, reason, pc);
+}
+
+static void on_abort(int sig)
+{
+    (void)sig;
+    char line[96];
+    snprintf(line, sizeof(line), "\r\nabort() was called at PC 0x%08" PRIx32 " on core 0\r\n",
+             fake_pc((uintptr_t)__builtin_return_address(0)));
+    raw_print(line);
+    panic_tail(fake_pc((uintptr_t)__builtin_return_address(0)), 0x3ffb4e70u);
+}
+
+void __assert_fail(const char *expr, const char *file, unsigned int line, const char *func)
+{
+    const char *base = strrchr(file, '/');
+    char text[256];
+    snprintf(text, sizeof(text), "\r\nassert failed: %s %s:%u (%s)\r\n", func, base ? base + 1 : file, line, expr);
+    raw_print(text);
+    panic_tail(fake_pc((uintptr_t)__builtin_return_address(0)), 0x3ffb4e70u);
+}
+
+static void install_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGILL, &sa, NULL);
+    sigaction(SIGFPE, &sa, NULL);
+    struct sigaction ab;
+    memset(&ab, 0, sizeof(ab));
+    ab.sa_handler = on_abort;
+    ab.sa_flags = SA_ONSTACK;
+    sigemptyset(&ab.sa_mask);
+    sigaction(SIGABRT, &ab, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void alt_stack(void)
+{
+    size_t size = 64 * 1024;
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) _exit(HIL_EXIT_FATAL);
+    stack_t ss = { .ss_sp = mem, .ss_size = size, .ss_flags = 0 };
+    sigaltstack(&ss, NULL);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Start-up
+ */
+/* The host ABI (64-bit pointers, glibc's printf) needs more stack than Xtensa code does. */
+#define HIL_STACK_MARGIN 8192
+
+static void *main_task(void *arg)
+{
+    (void)arg;
+    alt_stack();
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *lo;
+        size_t size;
+        pthread_attr_getstack(&attr, &lo, &size);
+        pthread_attr_getguardsize(&attr, &task_guard);
+        task_stack_lo = lo;
+        pthread_attr_destroy(&attr);
+    }
+    ESP_LOGI("main_task", "Started on CPU0");
+    ESP_LOGI("main_task", "Calling app_main()");
+    app_main();
+    ESP_LOGI("main_task", "Returned from app_main()");
+    return NULL;
+}
+
+static void startup_lines(void)
+{
+    ESP_LOGI("app_init", "Min chip rev:     v0.0");
+    ESP_LOGI("app_init", "Max chip rev:     v3.99 ");
+    ESP_LOGI("app_init", "Chip rev:         v3.0");
+    ESP_LOGI("heap_init", "Initializing. RAM available for dynamic allocation:");
+    ESP_LOGI("heap_init", "At 3FFAE6E0 len 00001920 (6 KiB): DRAM");
+    ESP_LOGI("heap_init", "At 3FFB6DA8 len 00029258 (164 KiB): DRAM");
+    ESP_LOGI("heap_init", "At 3FFE0440 len 00003AE0 (14 KiB): D/IRAM");
+    ESP_LOGI("heap_init", "At 3FFE4350 len 0001BCB0 (111 KiB): D/IRAM");
+    ESP_LOGI("heap_init", "At 4009A9E4 len 0000561C (21 KiB): IRAM");
+    ESP_LOGI("spi_flash", "detected chip: winbond");
+    ESP_LOGI("spi_flash", "flash io: dio");
+}
+
+int main(int argc, char **argv)
+{
+    /* argv: req_fd rep_fd parent_pid boot_ms running_offset flash_size reset_reason mac efuse_secure_version */
+    if (argc < 10) return HIL_EXIT_FATAL;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != (pid_t)atol(argv[3])) _exit(HIL_EXIT_FATAL);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    req_fd = atoi(argv[1]);
+    rep_fd = atoi(argv[2]);
+    boot_ms0 = (uint32_t)strtoul(argv[4], NULL, 10);
+    hil_boot.running_offset = (uint32_t)strtoul(argv[5], NULL, 0);
+    hil_boot.flash_size = (uint32_t)strtoul(argv[6], NULL, 0);
+    hil_boot.reset_reason = atoi(argv[7]);
+    for (int i = 0; i < 6; i++) {
+        unsigned v = 0;
+        sscanf(argv[8] + 2 * i, "%2x", &v);
+        hil_boot.mac[i] = (uint8_t)v;
+    }
+    hil_boot.efuse_secure_version = (uint32_t)strtoul(argv[9], NULL, 0);
+    fcntl(req_fd, F_SETFD, FD_CLOEXEC);
+    fcntl(rep_fd, F_SETFD, FD_CLOEXEC);
+    console_init();
+    install_handlers();
+    alt_stack();
+    hil_app_desc_load();
+    {
+        hil_msg_t m;
+        hil_reply_t r;
+        hil_msg_init(&m, "app_config");
+#if CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE
+        hil_put_int(&m, 1);
+#else
+        hil_put_int(&m, 0);
+#endif
+#if CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+        hil_put_int(&m, 1);
+#else
+        hil_put_int(&m, 0);
+#endif
+        hil_call(&m, &r);
+        hil_reply_free(&r);
+    }
+    startup_lines();
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    size_t stack = CONFIG_ESP_MAIN_TASK_STACK_SIZE + HIL_STACK_MARGIN;
+    if (stack < PTHREAD_STACK_MIN) stack = PTHREAD_STACK_MIN;
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_t task;
+    if (pthread_create(&task, &attr, main_task, NULL) != 0) return HIL_EXIT_FATAL;
+    /* The main task ending is not the chip ending: the idle task runs on, the board stays up. */
+    for (;;) pause();
+}
