@@ -184,7 +184,8 @@ def test_only_the_first_read_of_a_board_resets_it(prepared, target, monkeypatch)
     assert prepared.second_read_reset is False
     board = prepared.board
     monkeypatch.setattr(Board, "flasher", lambda *a, **k: pytest.fail("a later read used esptool"))
-    monkeypatch.setattr(board, "wait_ready", lambda *a, **k: pytest.fail("a read without reset waited for ready"))
+    monkeypatch.setattr(target.device, "wait_ready",
+                        lambda *a, **k: pytest.fail("a read without reset waited for ready"))
     for _ in range(3):
         state = target.boot_state("again")  # OtaCase waits for ready only after a read that reset the board
         assert board.last_read_reset is False
