@@ -147,15 +147,22 @@ class OtaBench:
         m = mutation(self.mutation)
         return m if m.device == device_kind else None
 
-    def ca_pem(self) -> bytes:
-        """The PEM of the run's CA (``harness.servers.tls``), made once: what clients that embed a CA trust."""
+    def tls(self):
+        """The run's TLS material (``harness.servers.TlsMaterial``): server, expired and wrong-host certificates
+        issued by the kept CA (``hil ca``), so firmware that embeds that CA at build time trusts this run's
+        servers. Made once."""
         with self._lock:
             if self._tls is None:
                 from .servers import TlsMaterial
+                from .servers.tls import kept_ca_dir
 
                 hosts = sorted({"localhost", self.http.endpoint.host, self.rig.host})
-                self._tls = TlsMaterial.create(self.workdir / "tls", hosts=hosts)
-            return self._tls.ca_pem
+                self._tls = TlsMaterial.create(self.workdir / "tls", hosts=hosts, ca_dir=kept_ca_dir())
+            return self._tls
+
+    def ca_pem(self) -> bytes:
+        """The PEM of the CA the run's servers are certified by: what clients that embed a CA trust."""
+        return self.tls().ca_pem
 
     def firmware(self, board: Board) -> FirmwareFactory:
         """The firmware images of the device on ``board`` (``Device.firmware``)."""

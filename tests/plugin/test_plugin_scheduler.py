@@ -81,7 +81,7 @@ def test_a_scenario_run_or_an_explicit_rig_gets_the_board_scheduler(args, rig):
 
 # -- virtual boards: one group per board and update kind ----------------------------------------------------------
 EMU_GROUPS = {case: case for case in ("esp32-0-micropython-firmware", "esp32-0-micropython-files",
-                                      "esp8266-0-micropython-files")}
+                                      "esp32-0-esp-idf-firmware", "esp8266-0-micropython-files")}
 
 
 @pytest.mark.parametrize("rig", ["emu", "emu-lcus", None])
@@ -90,7 +90,7 @@ def test_each_virtual_board_and_update_kind_is_a_group_across_the_scenario_files
     for param, group in EMU_GROUPS.items():
         for test in SCENARIOS:
             assert sched._split_scope(case(param, test)) == group
-    # three groups, one per (board, kind): what -n auto gives workers for
+    # four groups, one per (board, device, kind): what -n auto gives workers for
     groups = {sched._split_scope(case(p, t)) for p in EMU_GROUPS for t in SCENARIOS}
     assert groups == set(EMU_GROUPS.values())
 
@@ -151,7 +151,7 @@ def test_extra_parameters_keep_a_bench_board_s_group(bench_rig):
     "tests/rig/test_rig_load.py::test_x[1-2]",
     "scenarios/test_x.py::test_y[esp32-0]",          # a board without a device and update kind
     "scenarios/test_x.py::test_y[esp32-0-firmware]",  # a board and update kind without the device
-    "scenarios/test_x.py::test_y[esp32-0-esp-idf-firmware]",  # a device the board does not run
+    "scenarios/test_x.py::test_y[esp32-0-idf-app-firmware]",  # a device the board does not run
     "scenarios/test_x.py::test_y[esp32-0-micropython-firmwarex]",  # not the kind's id, only its prefix
     "scenarios/test_x.py::test_y[xesp32-0-micropython-firmware]",
     "scenarios/test_x.py::test_y[esp32-1-micropython-firmware]",  # no such board

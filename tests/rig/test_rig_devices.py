@@ -57,11 +57,12 @@ def load(rig_dir: Path, text: str):
     return load_rig("rig.yaml")
 
 
-def test_emu_runs_the_agent_on_both_boards():
+def test_emu_runs_the_agent_on_both_boards_and_the_esp_idf_client_on_the_esp32():
     rig = load_rig("emu")
     assert [(b.name, [(d.kind, d.updates) for d in b.devices]) for b in rig.boards] == [
-        ("esp32-0", [("micropython", ["firmware", "files"])]), ("esp8266-0", [("micropython", ["files"])])]
-    assert rig.boards[0].cases() == [("micropython", "firmware"), ("micropython", "files")]
+        ("esp32-0", [("micropython", ["firmware", "files"]), ("esp-idf", ["firmware"])]),
+        ("esp8266-0", [("micropython", ["files"])])]
+    assert rig.boards[0].cases() == [("micropython", "firmware"), ("micropython", "files"), ("esp-idf", "firmware")]
 
 
 def test_a_list_of_devices_with_their_own_settings(rig_dir):
