@@ -470,7 +470,7 @@ def _compile(cc: str, work: Path, sources: list[Path], include_dirs: list[Path],
              exe: Path) -> None:
     flags = ["-std=gnu17", "-O1", "-g0", "-pthread", "-Wall", "-Werror=implicit-function-declaration",
              "-Wno-unused-function", "-DESP_PLATFORM", f'-DIDF_VER="{IDF_VERSION}"', "-D_GNU_SOURCE",
-             f"-fmacro-prefix-map={project_dir}/=./", f"-fmacro-prefix-map={ROOT}/=",
+             f"-fmacro-prefix-map={ROOT}/=", f"-fmacro-prefix-map={project_dir}/=./",
              "-fno-strict-aliasing", "-fno-common"]
     incs = [f"-I{work / 'config'}", f"-I{INCLUDE_DIR}"] + [f"-I{d}" for d in include_dirs]
     link = ["-pthread", "-lm"] + [f"-Wl,--wrap={name}" for name in WRAPPED]
@@ -479,7 +479,7 @@ def _compile(cc: str, work: Path, sources: list[Path], include_dirs: list[Path],
     if proc.returncode != 0:
         output = (proc.stderr + proc.stdout).strip()
         output = output.replace(str(project_dir) + "/", "")
-        files = sorted({m for m in re.findall(r"^([^\s:]+\.[ch]):\d+", output, re.M)})
+        files = sorted(set(re.findall(r"^([^\s:]+\.[ch]):\d+:\d+: (?:fatal )?error", output, re.M)))
         where = f" in {', '.join(files)}" if files else ""
         raise HostBuildError(f"{project_dir.name}: the host build failed{where}:\n{output}")
     (work / "build.log").write_text(proc.stderr + proc.stdout)
