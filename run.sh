@@ -36,6 +36,8 @@ setup() {
     fi
     # Allure 3 for the HTML report (Node.js, no Java); skipped when the pinned version is there.
     "$PY" -c 'from harness.report_html import ensure_tool; ensure_tool()'
+    # The ESP-IDF client built for the virtual ESP32 (cached by content; a no-op when nothing changed).
+    "$PY" -m harness.emu.idf.build >/dev/null
 }
 
 case "${1:-}" in

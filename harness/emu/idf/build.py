@@ -467,7 +467,7 @@ def _embed_source(files: list[tuple[Path, bytes, bool]]) -> str:
 
 
 def _compile(cc: str, work: Path, sources: list[Path], include_dirs: list[Path], project_dir: Path,
-             exe: Path) -> None:
+             exe: Path, name: str) -> None:
     flags = ["-std=gnu17", "-O1", "-g0", "-pthread", "-Wall", "-Werror=implicit-function-declaration",
              "-Wno-unused-function", "-DESP_PLATFORM", f'-DIDF_VER="{IDF_VERSION}"', "-D_GNU_SOURCE",
              f"-fmacro-prefix-map={ROOT}/=", f"-fmacro-prefix-map={project_dir}/=./",
@@ -481,7 +481,7 @@ def _compile(cc: str, work: Path, sources: list[Path], include_dirs: list[Path],
         output = output.replace(str(project_dir) + "/", "")
         files = sorted(set(re.findall(r"^([^\s:]+\.[ch]):\d+:\d+: (?:fatal )?error", output, re.M)))
         where = f" in {', '.join(files)}" if files else ""
-        raise HostBuildError(f"{project_dir.name}: the host build failed{where}:\n{output}")
+        raise HostBuildError(f"{name}: the host build failed{where}:\n{output}")
     (work / "build.log").write_text(proc.stderr + proc.stdout)
 
 
@@ -675,7 +675,7 @@ def _build(work: Path, project_dir: Path, overrides: dict, ca_pem: bytes | None,
         raise HostBuildError(f"{name}: source file {missing[0]} does not exist")
     include_dirs = [d for comp in components for d in comp.include_dirs]
     exe_path = work / f"{name}.elf"
-    _compile(cc, work, sources, include_dirs, project_dir, exe_path)
+    _compile(cc, work, sources, include_dirs, project_dir, exe_path, name)
     executable = exe_path.read_bytes()
 
     # the app image
