@@ -220,3 +220,53 @@ def test_a_1_5_mb_image_updates(ready, client, server, record_property):
     record_property("update_seconds_1_5mb", round(took, 2))
     ready.wait(r"Running firmware version: 2\r\n")
     print(f"1.5 MB image ({len(image)} bytes): written and switched in {took:.1f} s")
+
+
+def test_a_chunked_answer_and_a_redirect_chain_still_update(ready, client, server):
+    image = set_version(client.image, "2")
+    server.add("/fw/v2.bin", image, chunked=True)
+    server.add_redirect("/fw/latest.bin", "/fw/moved.bin", 302)
+    server.add_redirect("/fw/moved.bin", server.url_for("/fw/v2.bin"), 308)
+    url = server.url_for("/fw/latest.bin")
+    ready.since()
+    ready.send(url)
+    ready.wait(r"ESP_HTTPS_OTA upgrade successful")
+    ready.wait(r"Running firmware version: 2\r\n")
+    paths = [r.get("request", "") for r in server.requests()]
+    assert any("/fw/latest.bin" in p for p in paths) and any("/fw/v2.bin" in p for p in paths)
+
+
+def test_the_station_retries_until_the_access_point_is_back(ready):
+    ready.control.wifi(False)
+    ready.since()
+    ready.control.reset()
+    ready.wait(r"example_connect: Wi-Fi disconnected 201, trying to reconnect\.\.\.")
+    ready.control.wifi(True)
+    ready.wait(r"example_common: Connected to example_netif_sta")
+    ready.wait(r"Waiting for the firmware URL on the serial line")
+
+
+def test_without_a_ca_https_fails_as_with_a_ca_that_does_not_parse(idf_board, tls):  # noqa: F811
+    srv = HttpServer(tls=tls.cert("server"))
+    srv.start()
+    try:
+        bare = build_app()  # no ca_pem: the placeholder text is embedded
+        board = idf_board(bare, "noca")
+        board.wait(r"Waiting for the firmware URL on the serial line")
+        board.since()
+        board.send(srv.add("/fw/v2.bin", set_version(bare.image, "2")))
+        board.wait(r"esp-tls-mbedtls: mbedtls_x509_crt_parse returned -0x2180")
+        board.wait(r"HTTP_CLIENT: Connection failed, sock < 0")
+        board.wait(r"Waiting for the firmware URL on the serial line")
+    finally:
+        srv.stop()
+
+
+def test_a_connection_dropped_mid_image_is_incomplete_data(ready, client, server):
+    image = set_version(client.image, "2")
+    url = server.add("/fw/v2.bin", image, fault=FaultPlan(drop_at=100_000))
+    ready.since()
+    ready.send(url)
+    ready.wait(r"ota_client: Complete data was not received")
+    ready.wait(r"Waiting for the firmware URL on the serial line")
+    assert _slot_state(ready, 1) is None

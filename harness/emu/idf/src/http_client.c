@@ -855,7 +855,7 @@ int esp_http_client_read(esp_http_client_handle_t client, char *buffer, int len)
                 return -ESP_ERR_HTTP_EAGAIN;
             }
             if (rlen != ERR_TCP_TRANSPORT_CONNECTION_CLOSED_BY_FIN) {
-                ESP_LOGE(TAG, "transport_read: error - %d | %s", 0xe003, "ERR_TCP_TRANSPORT_CONNECTION_FAILED");
+                ESP_LOGE(TAG, "transport_read: error - %d | %s", 0xe003, "ESP_ERR_TCP_TRANSPORT_CONNECTION_FAILED");
             }
             if (rlen < 0 && ridx == 0 && !esp_http_client_is_complete_data_received(client)) {
                 dispatch(client, HTTP_EVENT_ERROR, NULL, 0);

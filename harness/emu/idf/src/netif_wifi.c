@@ -1,5 +1,7 @@
 /* esp_netif, the default event loop and protocol_examples_common's example_connect() (Wi-Fi station):
  * connecting waits for the board's access point and retries like the example does. */
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +129,18 @@ esp_err_t esp_event_post(esp_event_base_t base, int32_t id, const void *data, si
     return ESP_OK;
 }
 
+/* The Wi-Fi library logs "wifi:" without the space esp_log puts after a tag. */
+static void wifi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void wifi_log(const char *fmt, ...)
+{
+    char text[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    esp_log_write(ESP_LOG_INFO, "wifi", "I (%" PRIu32 ") wifi:%s\n", esp_log_timestamp(), text);
+}
+
 /* The station: each attempt is one board call that takes as long as joining (or failing to find) the AP. */
 static int wifi_attempt(char *ip, size_t ip_len)
 {
@@ -153,9 +167,9 @@ esp_err_t example_connect(void)
         ESP_LOGE("esp_netif_lwip", "esp_netif_init() must be called first");
         abort();
     }
-    ESP_LOGI("wifi", "wifi driver task: 3ffc1e4c, prio:23, stack:6656, core=0");
-    ESP_LOGI("wifi", "wifi firmware version: 3ce09e5");
-    ESP_LOGI("wifi", "mode : sta (%02x:%02x:%02x:%02x:%02x:%02x)", hil_boot.mac[0], hil_boot.mac[1], hil_boot.mac[2],
+    wifi_log("wifi driver task: 3ffc1e4c, prio:23, stack:6656, core=0");
+    wifi_log("wifi firmware version: 3ce09e5");
+    wifi_log("mode : sta (%02x:%02x:%02x:%02x:%02x:%02x)", hil_boot.mac[0], hil_boot.mac[1], hil_boot.mac[2],
              hil_boot.mac[3], hil_boot.mac[4], hil_boot.mac[5]);
     ESP_LOGI("example_connect", "Connecting to %s...", CONFIG_EXAMPLE_WIFI_SSID);
     ESP_LOGI("example_connect", "Waiting for IP(s)");
@@ -164,12 +178,11 @@ esp_err_t example_connect(void)
     for (;;) {
         int reason = wifi_attempt(ip, sizeof(ip));
         if (reason == 0) break;
-        ESP_LOGI("wifi", "state: init -> init (0x%x)", reason);
-        if (retries >= CONFIG_EXAMPLE_WIFI_CONN_MAX_RETRY) {
+        retries++;
+        if (retries > CONFIG_EXAMPLE_WIFI_CONN_MAX_RETRY) {
             ESP_LOGI("example_connect", "WiFi Connect failed %d times, stop reconnect.", retries);
             return ESP_FAIL;
         }
-        retries++;
         ESP_LOGI("example_connect", "Wi-Fi disconnected %d, trying to reconnect...", reason);
     }
     unsigned a = 0, b = 0, c = 0, d = 0;
@@ -177,7 +190,7 @@ esp_err_t example_connect(void)
     sta_ip.ip.addr = a | b << 8 | c << 16 | d << 24;
     sta_ip.netmask.addr = 0x00ffffff;
     sta_ip.gw.addr = a | b << 8 | c << 16 | 1u << 24;
-    ESP_LOGI("wifi", "connected with %s, aid = 1, channel 1, BW20, bssid = 02:00:00:00:00:01", CONFIG_EXAMPLE_WIFI_SSID);
+    wifi_log("connected with %s, aid = 1, channel 1, BW20, bssid = 02:00:00:00:00:01", CONFIG_EXAMPLE_WIFI_SSID);
     ESP_LOGI("esp_netif_handlers", "example_netif_sta ip: %s, mask: 255.255.255.0, gw: %u.%u.%u.1", ip, a, b, c);
     ESP_LOGI("example_connect", "Got IPv4 event: Interface \"example_netif_sta\" address: %s", ip);
     ESP_LOGI("example_common", "Connected to example_netif_sta");

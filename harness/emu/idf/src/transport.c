@@ -25,7 +25,7 @@ static const char *TAG_MBEDTLS = "esp-tls-mbedtls";
 static const char *TAG_TRANSPORT = "transport_base";
 
 /* board replies to net_connect */
-enum { NET_OK = 0, NET_DNS = 1, NET_CONNECT = 2, NET_TLS = 3, NET_TIMEOUT = 4, NET_NO_ROUTE = 5 };
+enum { NET_OK = 0, NET_DNS = 1, NET_CONNECT = 2, NET_TLS = 3, NET_TIMEOUT = 4, NET_NO_ROUTE = 5, NET_CA_PARSE = 6 };
 
 int hil_transport_connect(hil_transport_t *t, bool tls, const char *host, int port, int timeout_ms,
                           const char *cert_pem, size_t cert_len, bool skip_cn, const char *common_name)
@@ -36,9 +36,7 @@ int hil_transport_connect(hil_transport_t *t, bool tls, const char *host, int po
     if (tls) {
         bool verify = cert_pem != NULL;
         if (!verify) {
-#if CONFIG_ESP_TLS_SKIP_SERVER_CERT_VERIFY
-            ESP_LOGW(TAG_MBEDTLS, "Skipping server certificate verification");
-#else
+#if !CONFIG_ESP_TLS_SKIP_SERVER_CERT_VERIFY
             ESP_LOGE(TAG_MBEDTLS, "No server verification option set in esp_tls_cfg_t structure. Check esp_tls API reference");
             ESP_LOGE(TAG_MBEDTLS, "Failed to set client configurations, returned [0x%04X] (%s)", 0x8017, "ESP_ERR_MBEDTLS_SSL_SETUP_FAILED");
             ESP_LOGE(TAG_MBEDTLS, "create_ssl_handle failed");
@@ -100,6 +98,13 @@ int hil_transport_connect(hil_transport_t *t, bool tls, const char *host, int po
                 ESP_LOGI(TAG_MBEDTLS, "Certificate verified.");
             }
         }
+        break;
+    case NET_CA_PARSE:
+        /* the CA the app passed holds no certificate mbedTLS can parse */
+        ESP_LOGE(TAG_MBEDTLS, "mbedtls_x509_crt_parse returned -0x%04X", (unsigned)(-value));
+        ESP_LOGE(TAG_MBEDTLS, "Failed to set client configurations, returned [0x%04X] (%s)", 0x8015,
+                 "ESP_ERR_MBEDTLS_X509_CRT_PARSE_FAILED");
+        ESP_LOGE(TAG_MBEDTLS, "create_ssl_handle failed");
         break;
     default:
         break;
