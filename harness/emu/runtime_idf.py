@@ -75,16 +75,18 @@ def carries_host_app(image) -> bool:
     return find_host_payload(getattr(image, "segments", ())) is not None
 
 
-def _cache_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"esp-ota-hil-idf-{os.getuid()}"
+def _cache_dirs() -> list[Path]:
+    """Where extracted executables go: the temporary directory, or (where that is mounted noexec) the cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return [Path(tempfile.gettempdir()) / f"esp-ota-hil-idf-{os.getuid()}", Path(base) / "esp-ota-hil" / "idf-run"]
 
 
-def extract_executable(image, image_bytes_digest: str) -> Path:
+def extract_executable(image, image_bytes_digest: str, where: int = 0) -> Path:
     """The executable of the booted image as a file, cached by the image's SHA-256."""
     exe = find_host_payload(image.segments)
     if exe is None:
         raise ValueError("the image carries no host executable")
-    path = _cache_dir() / f"{image_bytes_digest}.elf"
+    path = _cache_dirs()[where] / f"{image_bytes_digest}.elf"
     if path.is_file() and path.stat().st_size == len(exe):
         return path
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -204,8 +206,13 @@ class IdfRuntime:
                 hex(self.flash.size), str(RESET_REASON.get(self.ctx.run.cause, 1)), mac,
                 str(self._efuse_secure_version())]
         try:
-            self.proc = subprocess.Popen(argv, stdin=in_r, stdout=out_w, stderr=out_w, pass_fds=(req_w, rep_r),
-                                         env={}, cwd=cwd.name, close_fds=True)
+            try:
+                self.proc = subprocess.Popen(argv, stdin=in_r, stdout=out_w, stderr=out_w, pass_fds=(req_w, rep_r),
+                                             env={}, cwd=cwd.name, close_fds=True)
+            except PermissionError:  # a temporary directory mounted noexec
+                argv[0] = str(extract_executable(image, digest, where=1))
+                self.proc = subprocess.Popen(argv, stdin=in_r, stdout=out_w, stderr=out_w, pass_fds=(req_w, rep_r),
+                                             env={}, cwd=cwd.name, close_fds=True)
         except OSError as e:
             self.uart.event("log", msg=f"cannot start the app: {e}")
             self.uart.write(f"\r\nE (0) cpu_start: app could not start: {e}\r\n".encode())

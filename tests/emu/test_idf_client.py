@@ -270,3 +270,16 @@ def test_a_connection_dropped_mid_image_is_incomplete_data(ready, client, server
     ready.wait(r"ota_client: Complete data was not received")
     ready.wait(r"Waiting for the firmware URL on the serial line")
     assert _slot_state(ready, 1) is None
+
+
+def test_a_manifest_with_the_right_digest_updates(ready, client, server):
+    """The client hashes the written slot with mbedtls_sha256_*: the runtime's SHA-256 must be the real one."""
+    image = set_version(client.image, "2")
+    server.add("/fw/v2.bin", image)
+    manifest = {"version": "2", "size": len(image), "sha256": hashlib.sha256(image).hexdigest(), "url": "v2.bin"}
+    url = server.add("/fw/manifest.json", json.dumps(manifest).encode(), "application/json")
+    ready.since()
+    ready.send(url)
+    ready.wait(r"ESP_HTTPS_OTA upgrade successful")
+    ready.wait(r"Running firmware version: 2\r\n")
+    assert "SHA-256 mismatch" not in ready.console()[ready.mark:]
