@@ -16,6 +16,18 @@ chip process: a parent-death signal it asks for first thing) and serves it:
   CA the app passes).
 * resets: the app's exit status says what happened (``esp_restart``: software reset; a panic, printed by the
   app: software reset); anything else that ends it is reported as a crash and resets the chip too.
+
+The figures of the model (``src/board.c``): the app's heap is 200 KiB when app_main starts (an ESP32 running
+ESP-IDF with Wi-Fi started), each block costing its size rounded to 4 plus 8 bytes, a TLS session 38 KiB of
+it and the UART driver its buffers; app_main runs on CONFIG_ESP_MAIN_TASK_STACK_SIZE plus 8 KiB for the
+host's ABI, with a guard page below it (an overflow is reported as FreeRTOS's stack overflow and resets).
+
+Known differences from a chip: time is the host's (flash writes and the network take no modelled time);
+TLS is OpenSSL (Python's ssl) with mbedTLS's error codes and log lines, not mbedTLS itself; panic reports
+carry made-up addresses; the eFuse secure version is the chip configuration's ``efuse_secure_version`` (0
+when it has none; nothing burns it); HTTP client events are not posted to the default event loop; partial
+HTTP downloads (``partial_http_download``) are refused with ESP_ERR_NOT_SUPPORTED as when
+CONFIG_ESP_HTTPS_OTA_ENABLE_PARTIAL_DOWNLOAD is off; NVS as :mod:`harness.emu.idf.nvs` says.
 """
 
 from __future__ import annotations
