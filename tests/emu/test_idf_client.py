@@ -283,3 +283,29 @@ def test_a_manifest_with_the_right_digest_updates(ready, client, server):
     ready.wait(r"ESP_HTTPS_OTA upgrade successful")
     ready.wait(r"Running firmware version: 2\r\n")
     assert "SHA-256 mismatch" not in ready.console()[ready.mark:]
+
+
+@pytest.mark.parametrize("follows", [True, False], ids=["client", "mutation-no-redirects"])
+def test_a_manifest_behind_a_redirect(idf_board, tls, server, follows):  # noqa: F811
+    """The client follows redirects of its own requests (esp_https_ota follows those of the image itself);
+    the NO_REDIRECTS mutation stops at the 3xx answer, so a scenario with a redirected manifest catches it."""
+    build = build_app(ca_pem=tls.ca_pem, sdkconfig=None if follows else {"OTA_CLIENT_MUTATION_NO_REDIRECTS": True})
+    board = idf_board(build, "redirect")
+    board.wait(r"Waiting for the firmware URL on the serial line")
+    image = set_version(build.image, "2")
+    server.add("/cdn/v2.bin", image)
+    # a relative "url" is resolved against the URL written on the serial line, not against where it was redirected
+    manifest = {"version": "2", "size": len(image), "sha256": hashlib.sha256(image).hexdigest(),
+                "url": server.url_for("/cdn/v2.bin")}
+    server.add("/cdn/manifest.json", json.dumps(manifest).encode(), "application/json")
+    server.add_redirect("/latest.json", "/cdn/manifest.json", 302)
+    board.since()
+    board.send(server.url_for("/latest.json"))
+    if follows:
+        board.wait(r"ota_client: Following an HTTP 302 redirect")
+        board.wait(r"ota_client: Manifest: version 2")
+        board.wait(r"ESP_HTTPS_OTA upgrade successful")
+        board.wait(r"Running firmware version: 2\r\n")
+    else:
+        board.wait(r"/latest\.json answered HTTP 302")
+        board.wait(r"Waiting for the firmware URL on the serial line")

@@ -3,6 +3,7 @@
  */
 #include <inttypes.h>
 #include <stdbool.h>
+#include "esp_http_client.h"
 #include "esp_log.h"
 #include "sdkconfig.h"
 #include "ota_client.h"
@@ -63,6 +64,53 @@ void ota_http_release(esp_http_client_handle_t client)
     }
 }
 
+static bool is_redirect(int status)
+{
+    return status == HttpStatus_MovedPermanently || status == HttpStatus_Found ||
+           status == HttpStatus_SeeOther || status == HttpStatus_TemporaryRedirect ||
+           status == HttpStatus_PermanentRedirect;
+}
+
+/* Sends the GET and reads the answer's headers; returns the content length
+ * (-1 for a chunked answer) or a negative error. */
+static esp_err_t open_once(esp_http_client_handle_t c, const char *url, int64_t *length)
+{
+    esp_err_t err = esp_http_client_open(c, 0);
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "Connecting to %s failed: %s", url, esp_err_to_name(err));
+        return err;
+    }
+    int64_t n = esp_http_client_fetch_headers(c);
+    if (n < 0 && !esp_http_client_is_chunked_response(c)) {
+        /* -1 (ESP_FAIL) or a negated esp_err_t such as -ESP_ERR_HTTP_EAGAIN */
+        err = (n == ESP_FAIL) ? ESP_FAIL : (esp_err_t)(-n);
+        ESP_LOGE(TAG, "Reading the answer of %s failed: %s", url, esp_err_to_name(err));
+        return err;
+    }
+    *length = n;
+    return ESP_OK;
+}
+
+/* Follows the redirect the last answer gave; the next open goes there. */
+static esp_err_t follow_redirect(esp_http_client_handle_t c, int redirects)
+{
+    if (redirects >= HTTP_MAX_REDIRECTS) {
+        ESP_LOGE(TAG, "More than %d redirects", HTTP_MAX_REDIRECTS);
+        return ESP_ERR_HTTP_MAX_REDIRECT;
+    }
+    int status = esp_http_client_get_status_code(c);
+    esp_err_t err = esp_http_client_flush_response(c, NULL);
+    if (err == ESP_OK) {
+        err = esp_http_client_set_redirection(c);
+    }
+    if (err != ESP_OK) {
+        ESP_LOGE(TAG, "Following a redirect failed: %s", esp_err_to_name(err));
+        return err;
+    }
+    ESP_LOGI(TAG, "Following an HTTP %d redirect", status);
+    return ESP_OK;
+}
+
 esp_err_t ota_http_open_get(const char *url, esp_http_client_handle_t *client,
                             int64_t *content_length)
 {
@@ -73,17 +121,22 @@ esp_err_t ota_http_open_get(const char *url, esp_http_client_handle_t *client,
         ESP_LOGE(TAG, "esp_http_client_init(%s) failed: %s", url, esp_err_to_name(ESP_FAIL));
         return ESP_FAIL;
     }
-    esp_err_t err = esp_http_client_open(c, 0);
-    if (err != ESP_OK) {
-        ESP_LOGE(TAG, "Connecting to %s failed: %s", url, esp_err_to_name(err));
-        esp_http_client_cleanup(c);
-        return err;
+    int64_t length = 0;
+    esp_err_t err = ESP_OK;
+    for (int redirects = 0;; redirects++) {
+        err = open_once(c, url, &length);
+        if (err != ESP_OK || !is_redirect(esp_http_client_get_status_code(c))) {
+            break;
+        }
+#if CONFIG_OTA_CLIENT_MUTATION_NO_REDIRECTS
+        break; /* the caller gets the 3xx answer */
+#endif
+        err = follow_redirect(c, redirects);
+        if (err != ESP_OK) {
+            break;
+        }
     }
-    int64_t length = esp_http_client_fetch_headers(c);
-    if (length < 0) {
-        /* -1 (ESP_FAIL) or a negated esp_err_t such as -ESP_ERR_HTTP_EAGAIN */
-        err = (length == ESP_FAIL) ? ESP_FAIL : (esp_err_t)(-length);
-        ESP_LOGE(TAG, "Reading the answer of %s failed: %s", url, esp_err_to_name(err));
+    if (err != ESP_OK) {
         ota_http_release(c);
         return err;
     }
@@ -148,7 +201,7 @@ esp_err_t ota_http_get_body(const char *url, char *buf, size_t buf_size, size_t 
     if (status != 200) {
         ESP_LOGE(TAG, "%s answered HTTP %d", url, status);
         err = ESP_ERR_INVALID_RESPONSE;
-    } else if (length > (int64_t)(buf_size - 1)) {
+    } else if (length >= 0 && length > (int64_t)(buf_size - 1)) {
         ESP_LOGE(TAG, "%s announces %" PRId64 " bytes, more than the %u accepted",
                  url, length, (unsigned)(buf_size - 1));
         err = ESP_ERR_INVALID_SIZE;
