@@ -8,9 +8,9 @@ import json
 import os
 import sys
 
+from ..chips import CHIP_NAMES
+from ..chips import chip as chip_class
 from ..lifeline import parent_fd_argument, watch_parent
-
-CHIPS = ("esp32", "esp8266")
 
 
 def parse_flash_size(text: str) -> int:
@@ -39,8 +39,7 @@ def parse_mac(text: str) -> bytes:
 def default_mac(chip: str, flash_file: str) -> bytes:
     """A stable per-board MAC with Espressif's OUI, derived from the flash file path."""
     digest = hashlib.sha256(os.path.abspath(flash_file).encode()).digest()
-    oui = b"\x24\x0a\xc4" if chip == "esp32" else b"\x5c\xcf\x7f"
-    return oui + digest[:3]
+    return chip_class(chip).mac_oui + digest[:3]
 
 
 def parse_port(text: str) -> int:
@@ -69,7 +68,7 @@ def build_parser(prog: str = "python -m harness.emu") -> argparse.ArgumentParser
         prog=prog,
         description="Run one virtual ESP board: esptool flashes it over rfc2217://, it boots from its flash file.",
     )
-    p.add_argument("--chip", required=True, choices=CHIPS, help="chip profile")
+    p.add_argument("--chip", required=True, choices=CHIP_NAMES, help="chip profile")
     p.add_argument("--flash-size", type=parse_flash_size, default=4 * 1024 * 1024,
                    help="flash size, e.g. 4MB (default: 4MB)")
     p.add_argument("--flash-file", required=True,

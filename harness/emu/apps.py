@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from ..chips import chip as chip_class
 from .chip import ChipConfig, ChipRun
 from .flash import NorFlash
 from .uart import ChipUart
@@ -41,7 +42,7 @@ RUNTIMES: dict[str, Callable[[AppContext], int]] = {}
 def run_app(ctx: AppContext) -> int:
     if ctx.project == "micropython":
         from . import runtime_mpy  # noqa: F401  (registers the interpreter)
-    elif ctx.cfg.chip == "esp32":
+    elif chip_class(ctx.cfg.chip).idf_target:
         # An ESP-IDF app built for the virtual ESP32 (harness.emu.idf.build) carries its host executable.
         from . import runtime_idf
 

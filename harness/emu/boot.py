@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 import time
 
+from ..chips import chip as chip_class
 from .chip import (
     CAUSE_DEEPSLEEP,
     CAUSE_EN,
@@ -102,12 +103,9 @@ class Esp8266RomBoot(RomBoot):
         return boot_esp8266.rom_load(cfg, run, uart, flash, self.boot_text_baud)
 
 
-ROM_BOOT = {b.chip: b for b in (Esp32RomBoot(), Esp8266RomBoot())}
-
-
 def print_rom_download_banner(chip: str, uart: ChipUart, cause: str) -> None:
-    ROM_BOOT[chip].download_banner(uart, cause)
+    chip_class(chip).rom_boot().download_banner(uart, cause)
 
 
 def boot_from_flash(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash) -> int:
-    return ROM_BOOT[cfg.chip].boot(cfg, run, uart, flash)
+    return chip_class(cfg.chip).rom_boot().boot(cfg, run, uart, flash)

@@ -102,10 +102,11 @@ def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
 
 
 def _run(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash) -> int:
+    from ..chips import chip as chip_class
     from . import boot
-    from .rom import PROFILES, Loader
+    from .rom import Loader
 
-    profile = PROFILES[cfg.chip]
+    profile = chip_class(cfg.chip).rom_profile()
     flash.meta.bump("resets")
     if run.download:
         boot.print_rom_download_banner(cfg.chip, uart, run.cause)

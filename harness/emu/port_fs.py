@@ -12,6 +12,7 @@ import base64
 import errno
 from typing import TYPE_CHECKING
 
+from ..chips import chip as chip_class
 from ..esp import boot as rules
 from ..esp.app_image import verify_image
 from ..esp.errors import FormatError
@@ -70,7 +71,7 @@ def esp8266_flash_user_start(flash: NorFlash, image_length: int) -> int:
 def fs_region(ctx: "AppContext") -> tuple[int, int]:
     """(offset, size) of the littlefs the MicroPython port mounts at "/"."""
     flash = ctx.flash
-    if ctx.cfg.chip == "esp8266":
+    if not chip_class(ctx.cfg.chip).has_partition_table:  # the ESP8266 port's layout
         start_sec = esp8266_flash_user_start(flash, getattr(ctx.image, "length", 0)) // SECTOR_SIZE
         if start_sec < 256:
             start_sec += 1  # the port reserves one sector for native code
@@ -136,7 +137,7 @@ class FlashHost:
 
     # raw flash
     def _user_start(self) -> int:
-        if self.ctx.cfg.chip == "esp8266":
+        if not chip_class(self.ctx.cfg.chip).has_partition_table:
             return esp8266_flash_user_start(self.flash, getattr(self.ctx.image, "length", 0))
         region = fs_region(self.ctx)
         return region[0]

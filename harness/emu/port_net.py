@@ -19,22 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..chips import chip as chip_class
+
 if TYPE_CHECKING:
     from .runtime_mpy import MicroPythonRuntime
 
-# network.STAT_* values differ between the ports.
-WLAN_STATUS = {
-    "esp32": {"IDLE": 1000, "CONNECTING": 1001, "WRONG_PASSWORD": 202, "NO_AP_FOUND": 201,
-              "CONNECT_FAIL": 203, "GOT_IP": 1010},
-    "esp8266": {"IDLE": 0, "CONNECTING": 1, "WRONG_PASSWORD": 2, "NO_AP_FOUND": 3, "CONNECT_FAIL": 4, "GOT_IP": 5},
-}
-# getaddrinfo failure: ESP32 reports lwIP's EAI_FAIL as -202, the ESP8266 port -2.
-DNS_ERROR = {"esp32": -202, "esp8266": -2}
+# The per-port numbers (network.STAT_* values, getaddrinfo's errno, lwIP's TCP window) are
+# the chip's (harness.chips.NetStack).
 CONNECT_TIME = 0.15  # seconds from WLAN.connect() to an IP address
-# lwIP's TCP receive window on each port (CONFIG_LWIP_TCP_WND_DEFAULT on the ESP32). The host
-# socket gets the same small buffer, so a server can only be a window ahead of what the
-# device has read, as with a real board: "cut power after N bytes sent" lands where it would.
-TCP_WINDOW = {"esp32": 5744, "esp8266": 2920}
 MBEDTLS_SSL_FATAL_ALERT = -0x7780
 
 
@@ -69,7 +61,8 @@ class NetHost:
     def __init__(self, rt: "MicroPythonRuntime"):
         self.rt = rt
         self.chip = rt.chip
-        self.status_codes = WLAN_STATUS[self.chip]
+        self.stack = chip_class(self.chip).net
+        self.status_codes = self.stack.wlan_status
         networks = getattr(rt.ctx.cfg, "wifi", ()) or ()
         self.networks = {ssid: key for ssid, key in networks}
         self.link_up = rt.ctx.run.wifi_up  # the emulated AP is there (the control channel can take it away)
@@ -201,7 +194,7 @@ class NetHost:
             infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM if stype != 2 else
                                        socket.SOCK_DGRAM)
         except socket.gaierror:
-            raise OSError(DNS_ERROR[self.chip], "name lookup failed") from None
+            raise OSError(self.stack.dns_error, "name lookup failed") from None
         out = []
         for _family, socktype, proto, _canon, addr in infos:
             out.append([2, 2 if socktype == socket.SOCK_DGRAM else 1, proto, "", [addr[0], addr[1]]])
@@ -213,7 +206,7 @@ class NetHost:
         kind = socket.SOCK_DGRAM if stype == 2 else socket.SOCK_STREAM
         s = socket.socket(socket.AF_INET, kind)
         if kind == socket.SOCK_STREAM:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_WINDOW[self.chip])
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.stack.tcp_window)
         s.setblocking(False)
         h = self._next
         self._next += 1

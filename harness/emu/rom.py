@@ -6,7 +6,8 @@ status bytes, and accept the stub-only commands. Only esptool's own stub image
 gets that treatment (see ``ram.py``); a jump to any other RAM code leaves the
 chip silent until the next reset. Everything the chip answers is derived from
 the per-chip profile classes below (register values, status format, which
-commands exist), never from ``if chip ==`` branches.
+commands exist; ``harness.chips`` names each chip's profile), never from
+``if chip ==`` branches.
 
 The SPI flash is reachable only once it is attached: the ESP32 ROM attaches it
 on SPI_ATTACH, the ESP8266 ROM on FLASH_BEGIN, both stubs when they start.
@@ -337,7 +338,6 @@ ESP8266 = Esp8266Profile(
     uart_clock_hz=52_000_000,
     attach_on_flash_begin=True,
 )
-PROFILES = {p.name: p for p in (ESP32, ESP8266)}
 
 
 # -- the loader --------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ import tokenize
 import traceback
 from pathlib import Path
 
+from ..chips import chip as chip_class
 from .apps import RUNTIMES, AppContext
 from .chip import EXIT_DEEPSLEEP, EXIT_REBOOT, EXIT_WATCHDOG
 from .mpy_api import RELEASE, errno_numbers, port_spec, port_table
@@ -48,56 +49,9 @@ from .port_fs import FlashHost, fs_region
 from .port_net import NetHost
 
 MPY_DIR = Path(__file__).with_name("mpy")
-# The port layer's modules, in load order (the API table decides what of them is public).
-PORT_MODULES = {
-    "esp32": "sys gc micropython platform machine time os random select esp esp32 network socket tls _flashbdev",
-    "esp8266": "sys gc micropython platform machine time os random select esp network socket tls _flashbdev",
-}
 RAW_PASTE_WINDOW = 128
-
-
-def _gc_usable(heap_bytes: int) -> int:
-    """Bytes of a MicroPython GC heap of this size that objects can use (py/gc.c gc_setup_area:
-    16-byte blocks, one allocation-table byte per 4 blocks, one finaliser byte per 8)."""
-    return heap_bytes * 16 * 8 // (16 * 8 + 2 + 1) // 16 * 16
-
-
-# The heap device code gets, as the release's ports size it:
-# - ESP8266: one static array, `static char heap[38 * 1024]` (ports/esp8266/main.c).
-# - ESP32: MICROPY_GC_INITIAL_HEAP_SIZE 56 KiB (ports/esp32/mpconfigport.h), grown on demand
-#   by gc_try_add_heap (py/gc.c: at least doubling the total each time, never more than the
-#   IDF heap's largest free block). What ESP-IDF leaves for that depends on the application;
-#   modelled here as one 56 KiB and one 16 KiB block, the state the port's comment aims at
-#   (room to double the heap once and still start Wi-Fi and make an HTTPS request).
-# boot_used: what the firmware's own start-up leaves allocated (flashbdev, the mounted
-# littlefs, sys.path), measured from the figures of the same objects on the virtual board.
-# slack: room the port layer needs inside a board call (its encoding work) on top.
-HEAP_PLAN = {
-    "esp32": {"initial": _gc_usable(56 * 1024), "grow": [56 * 1024, 16 * 1024], "boot_used": 1536,
-              "slack": 2048, "stack": 15360},
-    "esp8266": {"initial": _gc_usable(38 * 1024), "grow": [], "boot_used": 1536, "slack": 2048, "stack": 8192},
-}
-for _plan in HEAP_PLAN.values():
-    _plan["device_free"] = _plan["initial"] + sum(_plan["grow"]) - _plan["boot_used"]
-# The interpreter's own heap: the device's share, the port layer and garbage between
-# collections. Not larger: gc.mem_alloc(), sampled on every board call, costs time in
-# proportion to it.
-HEAP_SIZE = {"esp32": 448 * 1024, "esp8266": 320 * 1024}
-# What the release's firmware says about itself.
+# What the release's firmware says about itself (the per-port facts: harness.chips).
 BUILD_DATE = "2025-12-09"
-BUILD_NAME = {"esp32": "ESP32_GENERIC-OTA", "esp8266": "ESP8266_GENERIC"}
-MPY_ABI = {"esp32": 6 | (3 | 10 << 2) << 8, "esp8266": 6 | (3 | 9 << 2) << 8}  # .mpy v6.3, xtensawin / xtensa
-THREADS = {"esp32": "GIL", "esp8266": None}
-PLATFORM = {
-    "esp32": {"compiler": "GCC 14.2.0", "libc": ["newlib", "4.3.0"], "idf": "IDFv5.5.1"},
-    "esp8266": {"compiler": "GCC 7.3.0", "libc": ["newlib", "2.2.0"], "idf": ""},
-}
-# Reset causes in each port's numbering (ports/esp32/modmachine.c maps esp_reset_reason();
-# the ESP8266 returns the SDK's rst_info reason). None: the cause before it stays.
-RESET_CAUSE = {
-    "esp32": {"power-on": 1, "en-pin": 1, "software": 2, "watchdog": 3, "deepsleep": 4, "soft": 5},
-    "esp8266": {"power-on": 0, "en-pin": 6, "software": 4, "watchdog": 1, "deepsleep": 5, "soft": None},
-}
 # The largest reply a board call may return (flash reads are split by the port modules).
 RESULT_CAP = 192 * 1024
 PIPE_CHUNK = 4096  # <= PIPE_BUF: each write is all-or-nothing, so a signal cannot tear it
@@ -547,12 +501,14 @@ class MicroPythonRuntime:
         self.ctx = ctx
         self.uart = ctx.uart
         self.chip = ctx.cfg.chip
+        self.chip_class = chip_class(self.chip)
+        self.mpy_port = self.chip_class.micropython
         self.version = _release_version(ctx.version)
         self.port = port_table(self.chip)
         self.machine = f"{self.port['board_name']} with {self.port['mcu_name']}"
         self.banner = self._banner()
         self.errno = errno_numbers(self.chip)
-        self.heap_plan = HEAP_PLAN[self.chip]
+        self.heap_plan = self.mpy_port.heap_plan
         self.repl = Repl(self)
         self.executing = False
         self.interrupt_pending = False
@@ -641,7 +597,7 @@ class MicroPythonRuntime:
         out_r, out_w = os.pipe()  # interpreter stdout/stderr -> console
         code = _BOOTSTRAP_ENTRY % (_BOOTSTRAP % (req_w, rep_r, PIPE_CHUNK, PIPE_CHUNK))
         argv = [sys.executable, "-c", _LAUNCH, str(os.getpid()), "micropython",
-                "-X", f"heapsize={HEAP_SIZE[self.chip]}", "-c", code]
+                "-X", f"heapsize={self.mpy_port.heap_size}", "-c", code]
         # Nothing of the host reaches the board: an empty environment and an empty directory.
         env = {"HOME": "/nonexistent", "PATH": "/nonexistent", "LANG": "C"}
         if self._cwd is None:
@@ -731,7 +687,7 @@ class MicroPythonRuntime:
             if name == "port_source":
                 return self._source(payload)
             if name == "port_modules":
-                return PORT_MODULES[self.chip]
+                return self.mpy_port.modules
             if name == "port_spec":
                 return port_spec(self.chip)
             heap, _, args_json = payload.partition(" ")
@@ -812,7 +768,7 @@ class MicroPythonRuntime:
             "flash_id": lambda: self.ctx.flash.jedec_id,
             "machine_unique_id": lambda: _b64(self._unique_id()),
             "wlan_mac": lambda: _b64(self.ctx.cfg.mac),
-            "machine_freq": lambda: 160_000_000 if self.chip == "esp32" else 80_000_000,
+            "machine_freq": lambda: self.chip_class.cpu_freq,
             "machine_deepsleep": self._deepsleep,
             "time_sleep_ms": self._sleep_ms,
             "wdt_start": self._wdt_start,
@@ -944,13 +900,10 @@ class MicroPythonRuntime:
         return [self.chip, self.chip, self.version.lstrip("v"), f"{self.version} on {BUILD_DATE}", self.machine]
 
     def _unique_id(self) -> bytes:
-        # ESP32: the base MAC (esp_efuse_mac_get_default); ESP8266: system_get_chip_id(), the
-        # MAC's low three bytes as a little-endian 32-bit number.
-        mac = self.ctx.cfg.mac
-        return mac if self.chip == "esp32" else bytes([mac[5], mac[4], mac[3], 0])
+        return self.chip_class.unique_id(self.ctx.cfg.mac)
 
     def _reset_cause(self) -> int:
-        causes = RESET_CAUSE[self.chip]
+        causes = self.mpy_port.reset_causes
         if self.soft_reset and causes["soft"] is not None:
             return causes["soft"]
         return causes.get(self.ctx.run.cause, causes["power-on"])
@@ -958,11 +911,11 @@ class MicroPythonRuntime:
     def _sys_info(self) -> dict:
         numbers = tuple(int(x) for x in self.version.lstrip("v").split("-")[0].split("."))
         return {"name": "micropython", "version": list(numbers[:3]) + [""], "machine": self.machine,
-                "mpy": MPY_ABI[self.chip], "build": BUILD_NAME[self.chip], "thread": THREADS[self.chip],
+                "mpy": self.mpy_port.mpy_abi, "build": self.mpy_port.build_name, "thread": self.mpy_port.threads,
                 "version_text": f"3.4.0; MicroPython {self.version} on {BUILD_DATE}", "platform": self.chip}
 
     def _platform_info(self) -> dict:
-        p = PLATFORM[self.chip]
+        p = self.mpy_port.platform
         arch = "xtensa"
         extra = f"-{p['idf']}" if p["idf"] else ""
         return {"platform": f"MicroPython-{self.version.lstrip('v')}-{arch}{extra}-with-{p['libc'][0]}{p['libc'][1]}",

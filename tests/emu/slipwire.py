@@ -18,8 +18,9 @@ from functools import reduce
 
 import pytest
 
+from harness.chips import chip as chip_class
 from harness.emu.flash import NorFlash, create_flash_file
-from harness.emu.rom import PROFILES, Loader
+from harness.emu.rom import Loader
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 
@@ -356,7 +357,7 @@ def make_host(tmp_path):
         create_flash_file(path, size)
         flash = NorFlash(path, size)
         uart = FakeUart()
-        host = DirectHost(Loader(PROFILES[chip], flash, uart, MAC), uart)
+        host = DirectHost(Loader(chip_class(chip).rom_profile(), flash, uart, MAC), uart)
         host.flash = flash
         made.append(host)
         if stub:

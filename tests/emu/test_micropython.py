@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from harness.emu.runtime_mpy import HEAP_PLAN
+from harness.chips import chip as chip_class
 from harness.esp.partition_table import PartitionTable
 from harness.firmware import MICROPYTHON_VERSION, micropython_baseline
 from harness.transport import open_port
@@ -239,12 +239,12 @@ def test_heap_peak_is_recorded_per_boot(mpy_board, repl_of):
     mpremote(board, "reset")
     board.control.wait_event("mpy-ready", since=board.control.status()["event_seq"] - 10)
     ended = board.control.stats()["heap"]["boots"]
-    assert ended and ended[0]["budget"] == HEAP_PLAN["esp8266"]["device_free"]
+    assert ended and ended[0]["budget"] == chip_class("esp8266").micropython.heap_plan["device_free"]
 
 
 @both_chips
 def test_allocations_past_the_real_heap_raise_memory_error(mpy_board, chip):
-    # ESP8266: a static 38 KiB heap; ESP32: 56 KiB grown from the IDF heap (HEAP_PLAN).
+    # ESP8266: a static 38 KiB heap; ESP32: 56 KiB grown from the IDF heap (harness.chips: MicroPythonPort.heap_plan).
     board = mpy_board(chip)
     out = mpremote(board, "exec", "import gc\n"
                    "print('free', gc.mem_free(), gc.mem_alloc())\n"
@@ -257,11 +257,11 @@ def test_allocations_past_the_real_heap_raise_memory_error(mpy_board, chip):
                    "    x = None\n"
                    "print('allocated', n * 1024)\n").stdout
     allocated = int(re.search(r"allocated (\d+)", out).group(1))
-    limit = HEAP_PLAN[chip]["device_free"]
+    limit = chip_class(chip).micropython.heap_plan["device_free"]
     assert 0.9 * limit <= allocated <= 1.1 * limit, (allocated, limit)
     free, used = map(int, re.search(r"free (\d+) (\d+)", out).groups())
     # The ESP8266's one static heap; the ESP32's initial 56 KiB area before it grows.
-    assert free + used == HEAP_PLAN[chip]["initial"]
+    assert free + used == chip_class(chip).micropython.heap_plan["initial"]
     # Under heap_lock the MemoryError is the device code's, and the REPL goes on.
     out = mpremote(board, "exec", "import micropython\n"
                    "def f():\n"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from test_micropython import mpremote
 
-from harness.emu.mpy_api import ABSENT, SAME_MODULE, TABLE, port_table
+from harness.chips import chip as chip_class
+from harness.emu.mpy_api import ABSENT, TABLE, port_table
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -130,7 +131,7 @@ def test_every_module_matches_the_release(mpy_board, chip):
             if attr in absent or attr in GENERIC:
                 continue
             problems.append(f"{name}.{attr}: missing (the port has it)")
-    same = SAME_MODULE.get(chip, {})
+    same = chip_class(chip).micropython.same_module
     for a, b in same.items():
         if dump.get(a) and dump.get(b) and dump[a]["__module_id__"] != dump[b]["__module_id__"]:
             problems.append(f"{a} and {b} are one module on the port")

@@ -13,6 +13,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from ...chips import chip as chip_class
+
 RELEASE = "v1.27.0"
 TABLE = Path(__file__).with_name(f"{RELEASE}.json")
 
@@ -39,10 +41,6 @@ ABSENT = {
     "socket": {"callback", "print_pcbs", "reset"},
     "lwip": {"callback", "print_pcbs", "reset"},
 }
-
-# Modules that are a single module object under two names on a port (``import socket`` on
-# the ESP8266 gives the lwip module).
-SAME_MODULE = {"esp8266": {"socket": "lwip"}}
 
 
 @lru_cache(maxsize=None)
@@ -93,7 +91,7 @@ def port_spec(chip: str) -> str:
         "builtin": sorted(m for m in port["builtin_modules"] if ABSENT.get(m) != "*"),
         "extensible": sorted(port["extensible"]),
         "frozen": sorted(port["frozen_modules"]),
-        "same": SAME_MODULE.get(chip, {}),
+        "same": chip_class(chip).micropython.same_module,
         "modules": modules,
     }, separators=(",", ":"))
 
