@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .bootstate import BootState, read_boot_state
+from .chips import chip as chip_class
 from .console import Console, NoEvents, OtaEvent
 from .errors import InfrastructureError
 from .firmware import FlashPart
@@ -159,7 +160,7 @@ class Board:
         parts = list(self.baseline_parts() if parts is None else parts)
         self.remember_image(*(p.data for p in parts))
         regions = []
-        if self.chip == "esp32":
+        if chip_class(self.chip).has_partition_table:
             table = self.partition_table(parts)
             if table.otadata is not None:
                 regions.append((table.otadata.offset, table.otadata.size))

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .chips import chip as chip_class
 from .esp import boot as rules
 from .esp.app_image import image_length, verify_image
 from .esp.errors import FormatError
@@ -168,7 +169,7 @@ def read_boot_state(flasher: FlashSource, chip: str, *, files_region: tuple[int,
     """
     reader = _Reader(flasher)
     state = BootState(chip=chip)
-    if chip == "esp32":
+    if chip_class(chip).has_partition_table:
         _read_app_slots(reader, state, known)
         if files_region is None and state.table_error is None:
             table = PartitionTable.from_bytes(reader.read(PARTITION_TABLE_OFFSET, 0xC00))

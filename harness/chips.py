@@ -100,6 +100,9 @@ class Chip:
     image: ClassVar[formats.ChipInfo]
     #: esptool's ``CHIP_NAME`` for it
     esptool_name: ClassVar[str]
+    #: its ROM serial loader (not esptool's stub) has CHANGE_BAUDRATE / SPI_FLASH_MD5
+    rom_change_baud: ClassVar[bool]
+    rom_flash_md5: ClassVar[bool]
     #: Espressif's OUI the virtual board's MAC starts with
     mac_oui: ClassVar[bytes]
     #: the CPU clock MicroPython's port runs at (``machine.freq()``)
@@ -142,6 +145,8 @@ class Esp32(Chip):
     name = "esp32"
     image = formats.ESP32
     esptool_name = "ESP32"
+    rom_change_baud = True
+    rom_flash_md5 = True
     mac_oui = b"\x24\x0a\xc4"
     cpu_freq = 160_000_000
     has_partition_table = True
@@ -217,6 +222,8 @@ class Esp8266(Chip):
     name = "esp8266"
     image = formats.ESP8266
     esptool_name = "ESP8266"
+    rom_change_baud = False
+    rom_flash_md5 = False
     mac_oui = b"\x5c\xcf\x7f"
     cpu_freq = 80_000_000
     has_partition_table = False
@@ -276,6 +283,11 @@ class Esp8266(Chip):
 
 CHIPS: dict[str, type[Chip]] = {c.name: c for c in (Esp32, Esp8266)}
 CHIP_NAMES = tuple(CHIPS)
+
+
+def chip_by_esptool_name(esptool_name: str) -> type[Chip] | None:
+    """The chip esptool calls ``esptool_name`` (its ``CHIP_NAME``); None for a chip the registry lacks."""
+    return next((c for c in CHIPS.values() if c.esptool_name == esptool_name), None)
 
 
 def chip(name: str | type[Chip]) -> type[Chip]:

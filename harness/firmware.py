@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .esp import build_app, build_bootloader, micropython_esp32_ota
-from .esp.app_image import build_esp8266_app
+from .chips import chip as chip_class
 
 MICROPYTHON_VERSION = "v1.27.0"
 ESP32_APP_OFFSET = 0x10000
@@ -31,21 +30,10 @@ def micropython_baseline(chip: str, version: str = MICROPYTHON_VERSION, flash_si
     """What ``esptool write-flash`` puts on a board to run MicroPython ``version``.
 
     ESP32: bootloader at 0x1000, MicroPython's OTA partition table at 0x8000 (two 1.5 MB
-    slots and a ``vfs`` data partition), the app in ota_0. ESP8266: one image at 0.
+    slots and a ``vfs`` data partition), the app in ota_0. ESP8266: one image at 0. The chip's
+    class (``harness.chips``) builds it; an unknown chip is a ValueError naming the known ones.
     """
-    if chip == "esp32":
-        app = build_app("esp32", project="micropython", version=version, size=app_size, micropython_banner=True,
-                        flash_size=flash_size)
-        return [
-            FlashPart(0x1000, build_bootloader("esp32", flash_size=flash_size).to_bytes(), "bootloader.bin"),
-            FlashPart(0x8000, micropython_esp32_ota(flash_size).to_bytes(), "partition-table.bin"),
-            FlashPart(ESP32_APP_OFFSET, app.to_bytes(), "micropython.bin"),
-        ]
-    if chip == "esp8266":
-        image = build_esp8266_app(project="micropython", version=version.lstrip("v"), micropython=True,
-                                  flash_size=flash_size)
-        return [FlashPart(0, image.to_bytes(), "micropython.bin")]
-    raise ValueError(f"no MicroPython baseline for chip {chip!r} (known: esp32, esp8266)")
+    return chip_class(chip).micropython_baseline(version, flash_size, app_size)
 
 
 # -- images a scenario serves ---------------------------------------------------------------------

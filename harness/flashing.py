@@ -20,12 +20,33 @@ from dataclasses import dataclass
 
 import serial
 
+from .chips import UnknownChipError, chip_by_esptool_name
+from .chips import chip as chip_class
 from .errors import SerialPortFailure
 from .transport import open_port
 
 ROM_BAUD = 115200
-# esptool's chip names, by the names rig files use
-CHIP_NAMES = {"esp32": "ESP32", "esp8266": "ESP8266"}
+
+
+def _esptool_name(chip: str) -> str:
+    """esptool's name for a chip the rig names ("esp32" -> "ESP32")."""
+    try:
+        return chip_class(chip).esptool_name
+    except UnknownChipError:
+        return chip.upper()
+
+
+def _changes_baud(esp) -> bool:
+    """esptool can switch this loader to another baud rate (the stub always can; chips the registry does
+    not know are taken to, as esptool's newer targets do)."""
+    rom = chip_by_esptool_name(esp.CHIP_NAME)
+    return esp.IS_STUB or rom is None or rom.rom_change_baud
+
+
+def _does_md5(esp) -> bool:
+    """esptool can ask this loader for a flash region's MD5 (skip unchanged parts, verify writes)."""
+    rom = chip_by_esptool_name(esp.CHIP_NAME)
+    return esp.IS_STUB or rom is None or rom.rom_flash_md5
 
 
 class FlashingError(SerialPortFailure, RuntimeError):
@@ -85,12 +106,12 @@ class Flasher:
         try:
             with _quiet() as out:
                 esp = detect_chip(self.port, ROM_BAUD, self.before, connect_attempts=self.connect_attempts)
-                if self.chip is not None and esp.CHIP_NAME != CHIP_NAMES.get(self.chip, self.chip.upper()):
+                if self.chip is not None and esp.CHIP_NAME != _esptool_name(self.chip):
                     raise FlashingError(f"esptool on {self.url}: the rig says {self.chip} but the board is "
                                         f"{esp.CHIP_NAME}")
                 if self.stub:
                     esp = run_stub(esp)
-                if self.baud != ROM_BAUD and (esp.IS_STUB or esp.CHIP_NAME != "ESP8266"):
+                if self.baud != ROM_BAUD and _changes_baud(esp):
                     esp.change_baud(self.baud)
                 attach_flash(esp)
             self.log.write(out.getvalue())
@@ -148,7 +169,7 @@ class Flasher:
         results, todo = [], []
         for address, data in parts:
             skip = False
-            if skip_unchanged and (esp.IS_STUB or esp.CHIP_NAME != "ESP8266"):
+            if skip_unchanged and _does_md5(esp):
                 skip = self.md5(address, len(data)) == hashlib.md5(data).hexdigest()
             results.append(WriteResult(address, len(data), skip))
             if not skip:
@@ -159,7 +180,7 @@ class Flasher:
         try:
             with _quiet() as out:
                 write_flash(esp, todo, compress=compress, no_compress=not compress, no_progress=True)
-                if verify and (esp.IS_STUB or esp.CHIP_NAME != "ESP8266"):
+                if verify and _does_md5(esp):
                     verify_flash(esp, todo)
             self.log.write(out.getvalue())
         except Exception as e:

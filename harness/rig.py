@@ -39,20 +39,22 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .chips import CHIP_NAMES
+from .chips import CHIPS as CHIP_CLASSES
+from .chips import chip as chip_class
 from .errors import RigFileFailure
 from .esp.chips import format_size, parse_size
-from .esp.partition_table import micropython_esp32_ota
 from .power import KINDS, PowerSwitchConfigError, PowerSwitchError, make_switch
 
-CHIPS = ("esp32", "esp8266")
+CHIPS = CHIP_NAMES
 UPDATE_KINDS = ("firmware", "files")
-#: update kinds the MicroPython agent can do, per chip: MicroPython has no OTA on the ESP8266
-UPDATES = {"esp32": UPDATE_KINDS, "esp8266": ("files",)}
-#: the device implementations a board can run (``harness.devices``), and per chip the update kinds each can do
+#: the device implementations a board can run (``harness.devices``), and per chip the update kinds each can do:
+#: the MicroPython agent what MicroPython's port allows (no OTA on the ESP8266), the ESP-IDF clients firmware
+#: updates on the chips ESP-IDF targets
 DEVICE_UPDATES: dict[str, dict[str, tuple[str, ...]]] = {
-    "micropython": UPDATES,
-    "esp-idf": {"esp32": ("firmware",)},
-    "idf-app": {"esp32": ("firmware",)},
+    "micropython": {name: c.micropython.updates for name, c in CHIP_CLASSES.items()},
+    "esp-idf": {name: ("firmware",) for name, c in CHIP_CLASSES.items() if c.idf_target},
+    "idf-app": {name: ("firmware",) for name, c in CHIP_CLASSES.items() if c.idf_target},
 }
 DEVICES = tuple(DEVICE_UPDATES)
 #: the rig keys of each device implementation besides ``kind`` and ``updates``
@@ -742,9 +744,9 @@ def _board(node: _Node, rig_dir: Path) -> BoardSpec:
         power = _power(_required(node, fields, "power", "a real board needs a power switch: kind and its options"),
                        name)
     devices = _devices(node, fields, chip, flash_size, virtual, rig_dir)
-    if chip == "esp32" and any(d.baseline == MICROPYTHON_BASELINE for d in devices):
+    if any(d.baseline == MICROPYTHON_BASELINE for d in devices):
         try:
-            micropython_esp32_ota(flash_size)
+            chip_class(chip).micropython_partition_table(flash_size)
         except ValueError as e:
             raise _Invalid(fields.get("flash_size", node).line, f"{node.path}.flash_size", str(e)) from None
     return BoardSpec(

@@ -46,6 +46,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .board import open_board
+from .chips import chip as chip_class
 from .esp.app_image import IMAGE_MAGIC, parse_image, verify_image
 from .esp.chips import chip_info, format_size
 from .esp.errors import FormatError
@@ -354,10 +355,12 @@ def baseline_problems(chip: str, flash_size: int, parts: Sequence[BaselineImage]
     found to hold something else (an HTML page) gets one problem, not one per thing it should
     hold. A note says what was found, for the row of a baseline without problems.
     """
-    info = chip_info(chip)
+    family = chip_class(chip)
+    info = family.image
     checker = _LayoutCheck(info.name, sorted(parts, key=lambda part: part.offset))
-    if info.name == "esp8266":
-        checker.image(0, "ESP8266 image", None)
+    if not family.has_partition_table:
+        # the one image the ROM boots, at the start of flash
+        checker.image(info.bootloader_offset, f"{family.esptool_name} image", None)
         return checker.problems, checker.notes
     checker.image(info.bootloader_offset, "bootloader", None)
     table = checker.partition_table(info.partition_table_offset, flash_size)

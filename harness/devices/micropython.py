@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from ..chips import chip as chip_class
 from ..console import OtaEvent
 from ..deploy import RM_TREE, agent_files, bundle_manifest, deploy
 from ..firmware import FlashPart, app_bundle, micropython_baseline
@@ -253,7 +254,7 @@ class MicroPythonDevice(Device):
 
     def files_region(self) -> tuple[int, int] | None:
         """(offset, size) of the MicroPython filesystem; ESP32 boards find it in their partition table."""
-        if self.board.chip == "esp32":
+        if chip_class(self.board.chip).has_partition_table:
             return None
         if self._files_region is None:
             # What MicroPython's esp8266 port uses: from flash_user_start + 1 reserved sector to

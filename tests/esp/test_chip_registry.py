@@ -2,7 +2,8 @@
 
 import pytest
 
-from harness.chips import CHIP_NAMES, CHIPS, Chip, Esp32, Esp8266, UnknownChipError, chip
+from harness.chips import CHIP_NAMES, CHIPS, Chip, Esp32, Esp8266, UnknownChipError, chip, chip_by_esptool_name
+from harness.emu.rom import CHANGE_BAUDRATE, SPI_FLASH_MD5
 from harness.esp import chips as formats
 
 
@@ -33,6 +34,9 @@ def test_every_chip_fills_in_every_fact(cls):
     assert set(cls.micropython.updates) <= {"firmware", "files"}
     assert ("firmware" in cls.micropython.updates) == cls.has_partition_table  # OTA needs app slots
     assert cls.rom_profile().name == cls.name
+    assert cls.rom_change_baud == (CHANGE_BAUDRATE in cls.rom_profile().rom_commands)
+    assert cls.rom_flash_md5 == (SPI_FLASH_MD5 in cls.rom_profile().rom_commands)
+    assert chip_by_esptool_name(cls.esptool_name) is cls
     assert cls.rom_boot().chip == cls.name
     assert len(cls.unique_id(bytes(range(6)))) in (4, 6)
 
@@ -41,3 +45,7 @@ def test_unique_id_as_each_port_reports_it():
     mac = bytes.fromhex("240ac4123456")
     assert Esp32.unique_id(mac) == mac
     assert Esp8266.unique_id(mac) == bytes([0x56, 0x34, 0x12, 0])
+
+
+def test_a_chip_esptool_knows_and_the_registry_does_not():
+    assert chip_by_esptool_name("ESP32-S3") is None
