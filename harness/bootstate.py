@@ -181,13 +181,22 @@ def read_boot_state(flasher: FlashSource, chip: str, *, files_region: tuple[int,
     return state
 
 
-def _known_image(reader: _Reader, offset: int, known: Sequence[bytes]) -> bytes | None:
+def _known_image(reader: _Reader, offset: int, known: Sequence[bytes], chip: str = "esp32") -> bytes | None:
+    """A known image the slot holds, whole. Only complete images count: a truncated one (the first 64000 bytes
+    of an image, served as a fault) also matches a slot that holds the image it was cut from."""
     head = reader.read(offset, BLOCK)
-    for image in known:
-        if len(image) >= BLOCK and image[:BLOCK] == head and \
+    for image in sorted(known, key=len, reverse=True):
+        if len(image) >= BLOCK and image[:BLOCK] == head and _whole(image, chip) and \
                 reader.flasher.md5(offset, len(image)) == hashlib.md5(image).hexdigest():
             return image
     return None
+
+
+def _whole(image: bytes, chip: str) -> bool:
+    try:
+        return image_length(image, chip) == len(image)
+    except FormatError:
+        return False
 
 
 def _read_app_slots(reader: _Reader, state: BootState, known: Sequence[bytes] = ()) -> None:
@@ -205,7 +214,7 @@ def _read_app_slots(reader: _Reader, state: BootState, known: Sequence[bytes] = 
 
     def check(p) -> rules.SlotCheck:
         if p.label not in checks:
-            data = _known_image(reader, p.offset, known)
+            data = _known_image(reader, p.offset, known, state.chip)
             if data is None:
                 data = reader.read(p.offset, _image_span(reader, p.offset, p.size, state.chip))
             checks[p.label] = rules.SlotCheck.from_image_check(

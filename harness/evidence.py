@@ -84,7 +84,7 @@ class CaseEvidence:
     # -- what is read and written -----------------------------------------------------------------
     def _server_logs(self) -> dict[str, Any]:
         bench = self.target.bench
-        logs = {"http": bench.http.log}
+        logs = {server.name: server.log for server in bench.servers()}
         if bench._mqtt is not None:
             logs["mqtt-broker"] = bench._mqtt[0].log
             logs["mqtt-publisher"] = bench._mqtt[1].log

@@ -116,9 +116,15 @@ class FirmwareFactory:
                 bytes(image[:parsed.digest_offset])).digest()
         return bytes(image)
 
-    def truncated(self, keep: float = 0.6) -> bytes:
+    def truncated(self, keep: float | int = 64000) -> bytes:
+        """The next version cut short: its first ``keep`` bytes (an int; ESP-IDF's OTA example tests keep 64000),
+        or that fraction of it (a float)."""
         data = self.next()
-        return data[: int(len(data) * keep)]
+        return data[: keep if isinstance(keep, int) else int(len(data) * keep)]
+
+    def truncated_header(self, keep: int = 180) -> bytes:
+        """Only the start of the next version: 180 bytes end inside its app descriptor, as in ESP-IDF's tests."""
+        return self.next()[:keep]
 
     def wrong_chip(self, chip_id: int = 9) -> bytes:
         from .esp import rehash
@@ -135,9 +141,10 @@ class FirmwareFactory:
         return app.to_bytes()
 
     def random(self, size: int = 0x20000, seed: int = 1) -> bytes:
+        """Random bytes; the first is 0, so no seed makes them start like an image (0xE9)."""
         import random as _random
 
-        return _random.Random(seed).randbytes(size)
+        return b"\0" + _random.Random(seed).randbytes(size - 1)
 
 
 

@@ -90,6 +90,18 @@ AGENT_MUTATIONS = {m.name: m for m in (
     Mutation("files-confirm-without-health", "otafiles.py",
              (("if ok and healthy():", "if True:"),),
              "rollback (files)"),
+    Mutation("fw-no-header-check", "otafw.py",
+             (("        if self.block == 0:\n            self._check_header()\n", ""),),
+             "invalid images: random data, another chip's image"),
+    Mutation("http-no-redirects", "otahttp.py",
+             (('if status in (301, 302, 303, 307, 308) and "location" in headers:', "if False:"),),
+             "update behind redirects"),
+    Mutation("http-no-chunked", "otahttp.py",
+             (('self.chunked = "chunked" in headers.get("transfer-encoding", "")', "self.chunked = False"),),
+             "chunked transfer"),
+    Mutation("tls-no-verify", "otahttp.py",
+             (("ctx.verify_mode = ssl.CERT_REQUIRED", "ctx.verify_mode = ssl.CERT_NONE"),),
+             "wrong server certificate"),
 )}
 
 #: the C client's test switches (``/tmp/contract-idf.md`` section 1) and ESP-IDF's own TLS options
@@ -99,7 +111,7 @@ IDF_MUTATIONS = {m.name: m for m in (
     SdkconfigMutation("skip-sha256-check", {"OTA_CLIENT_MUTATION_SKIP_SHA256_CHECK": True}, "bad hash"),
     SdkconfigMutation("skip-diagnostics", {"OTA_CLIENT_MUTATION_SKIP_DIAGNOSTICS": True}, "rollback"),
     SdkconfigMutation("write-running-slot", {"OTA_CLIENT_MUTATION_WRITE_RUNNING_SLOT": True},
-                      "power loss mid-write"),
+                      "power loss mid-write; invalid images"),
     SdkconfigMutation("no-redirects", {"OTA_CLIENT_MUTATION_NO_REDIRECTS": True}, "redirect"),
     SdkconfigMutation("require-content-length", {"OTA_CLIENT_MUTATION_REQUIRE_CONTENT_LENGTH": True},
                       "chunked transfer"),

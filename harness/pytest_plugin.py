@@ -65,6 +65,8 @@ def _scenario_run(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: before allure-pytest reads its options
     config.addinivalue_line("markers", "scenario: an OTA scenario run against the rig's boards")
+    config.addinivalue_line("markers", "kinds(*update_kinds): the scenario's cases are generated only for these "
+                                       "update kinds (firmware, files)")
     config.addinivalue_line("markers", "needs(*capabilities): the scenario's cases are generated only for device "
                                        "implementations with these capabilities (harness.devices.Capability)")
     _install_stop_handlers(config)
@@ -190,6 +192,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "ota_target" not in metafunc.fixturenames:
         return
     kinds = getattr(metafunc.function, "update_kinds", None)
+    for mark in metafunc.definition.iter_markers("kinds"):
+        kinds = tuple(mark.args) if kinds is None else tuple(k for k in kinds if k in mark.args)
     needs = tuple(c for mark in metafunc.definition.iter_markers("needs") for c in mark.args)
     from .devices import Capability
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class OtaBench:
         self.boards: dict[str, Board] = {}
         self.devices: dict[tuple[str, str], Device] = {}
         self._tls = None
+        self._https: dict[str, HttpServer] = {}
         self._board_locks: dict[str, BoardLock] = {}
         self.http = HttpServer(host="127.0.0.1" if _loopback(rig.host) else "0.0.0.0",
                                advertise_host=rig.host, log_path=workdir / "http-server.log", name="http")
@@ -160,6 +162,23 @@ class OtaBench:
                 self._tls = TlsMaterial.create(self.workdir / "tls", hosts=hosts, ca_dir=kept_ca_dir())
             return self._tls
 
+    def https(self, certificate: str = "server") -> HttpServer:
+        """The run's HTTPS server presenting ``certificate`` (``server``; or ``expired``, ``wrong-host``: what a
+        device that verifies the server must refuse), started at first use, with its own /health."""
+        tls = self.tls()
+        with self._lock:
+            if certificate not in self._https:
+                server = HttpServer(host=self.http.host, advertise_host=self.rig.host, tls=tls.cert(certificate),
+                                    log_path=self.workdir / f"https-{certificate}-server.log",
+                                    name=f"https-{certificate}")
+                server.start()
+                self._https[certificate] = server
+            return self._https[certificate]
+
+    def servers(self) -> list[HttpServer]:
+        """Every HTTP(S) server the run started."""
+        return [self.http, *self._https.values()]
+
     def ca_pem(self) -> bytes:
         """The PEM of the CA the run's servers are certified by: what clients that embed a CA trust."""
         return self.tls().ca_pem
@@ -186,6 +205,9 @@ class OtaBench:
                     lock.release()
         self.boards.clear()
         self.http.stop()
+        for server in self._https.values():
+            server.stop()
+        self._https.clear()
         if self._mqtt is not None:
             self._mqtt[1].stop()
             self._mqtt[0].stop()
@@ -246,12 +268,29 @@ class OtaCase:
         return self.device.rolled_back_state
 
     # -- publishing ------------------------------------------------------------------------------
-    def publish(self, variant: str = "next", *, cut_at: float | None = None,
-                fault: FaultPlan | None = None) -> Published:
-        """Put an update on the HTTP server; ``cut_at`` (0..1) cuts the board's power that far into it."""
+    def publish(self, variant: str = "next", *, cut_at: float | None = None, fault: FaultPlan | None = None,
+                server: HttpServer | None = None, chunked: bool = False, redirect: bool = False) -> Published:
+        """Put an update on the HTTP server (or ``server``, e.g. ``bench.https("wrong-host")``).
+
+        ``cut_at`` (0..1) cuts the board's power that far into it; ``fault`` applies a fault plan to its
+        last path; ``chunked`` serves every path of it with ``Transfer-Encoding: chunked`` (no
+        Content-Length); ``redirect`` offers it at a URL two redirects away (302, then 308), and every
+        path a manifest names relatively too.
+        """
+        srv = server or self.http
         self._n += 1
         prefix = f"/{self.board.name}/{self.device.kind}/{self.kind}/{self._n}"
-        pub = self.device.publish(self.kind, variant, prefix)
+        pub = self.device.publish(self.kind, variant, prefix, server=srv)
+        if chunked:
+            for path in pub.paths:
+                srv.set_chunked(path)
+        if redirect:
+            offered = urllib.parse.urlsplit(pub.url).path
+            for path in dict.fromkeys([*pub.paths, offered]):
+                name = path[len(prefix) + 1:]
+                srv.add_redirect(f"{prefix}/moved/{name}", f"{prefix}/hop/{name}", 302)
+                srv.add_redirect(f"{prefix}/hop/{name}", srv.url_for(path), 308)
+            pub.url = srv.url_for(f"{prefix}/moved/{offered[len(prefix) + 1:]}")
         if cut_at is not None:
             target_path = pub.paths[-1]
             at = max(1, int(pub.path_sizes[target_path] * cut_at))
@@ -261,15 +300,15 @@ class OtaCase:
                 pub.cut.set()
 
             fault = FaultPlan(on_bytes=[(at, cut)], truncate_at=at, apply_times=1)
-            self.http.set_fault(fault, target_path)
+            srv.set_fault(fault, target_path)
             pub.fault = fault
         elif fault is not None:
-            self.http.set_fault(fault, pub.paths[-1])
+            srv.set_fault(fault, pub.paths[-1])
             pub.fault = fault
         report.attach_json("published update", {
             "device": self.device.kind, "kind": pub.kind, "variant": variant, "version": pub.version,
-            "url": pub.url, "size": pub.size, "sha256": pub.sha256,
-            "fault": None if pub.fault is None else pub.fault.to_dict()})
+            "url": pub.url, "size": pub.size, "sha256": pub.sha256, "server": srv.name, "chunked": chunked,
+            "redirect": redirect, "fault": None if pub.fault is None else pub.fault.to_dict()})
         return pub
 
     # -- driving the device ------------------------------------------------------------------------
@@ -321,7 +360,9 @@ class OtaCase:
         console = self.board.console.log_path
         if console is not None and console.exists():
             report.attach_file(f"console {self.board.name}", console, "text/plain")
-        report.attach_text("http server log", "\n".join(json.dumps(r, default=str) for r in self.http.log.records))
+        for server in self.bench.servers():
+            report.attach_text(f"{server.name} server log",
+                               "\n".join(json.dumps(r, default=str) for r in server.log.records))
 
 
 class DeviceSilent(AssertionError):

@@ -45,8 +45,11 @@ class Capability:
     REFUSES_SAME_VERSION = "refuses-same-version"
     #: a new version is confirmed only once the update server's health check answers; otherwise it rolls back
     HEALTH_ROLLBACK = "health-check-rollback"
+    #: https with the run's CA (``hil ca``), which the device is given or was built with; a server whose
+    #: certificate does not verify against it is refused
+    VERIFIES_TLS = "verifies-server-certificate"
 
-    ALL = (ANNOUNCES_DIGEST, REFUSES_SAME_VERSION, HEALTH_ROLLBACK)
+    ALL = (ANNOUNCES_DIGEST, REFUSES_SAME_VERSION, HEALTH_ROLLBACK, VERIFIES_TLS)
 
 
 @dataclass
@@ -186,8 +189,9 @@ class Device(ABC):
 
     # -- offering an update -------------------------------------------------------------------------------
     @abstractmethod
-    def publish(self, kind: str, variant: str, prefix: str) -> Published:
-        """Put an update of ``kind`` on the run's HTTP server under ``prefix``: ``variant`` is ``next`` (the next
+    def publish(self, kind: str, variant: str, prefix: str, server=None) -> Published:
+        """Put an update of ``kind`` on ``server`` (default: the run's HTTP server) under ``prefix``: ``variant`` is
+        ``next`` (the next
         version), ``same`` (the running one), ``tampered`` (well-formed, announced with the genuine digest),
         ``unhealthy`` (a version whose health check fails; firmware: the same as ``next``, the scenario takes the
         server's health check down), or one of the device's own :attr:`variants`."""
@@ -211,7 +215,7 @@ class Device(ABC):
         return kind in self.updates and set(needs) <= self.capabilities
 
 
-def publish_firmware(device: Device, prefix: str, variant: str, *, manifest: bool) -> Published:
+def publish_firmware(device: Device, prefix: str, variant: str, *, manifest: bool, server=None) -> Published:
     """A firmware image derived from the baseline's app (``harness.firmware.FirmwareFactory``: versions re-stamped
     in the app descriptor) on the run's HTTP server; with ``manifest`` announced by a manifest
     ``{version, size, sha256, url}`` (a ``tampered`` image with the genuine image's digest), else offered as the
@@ -222,7 +226,7 @@ def publish_firmware(device: Device, prefix: str, variant: str, *, manifest: boo
     genuine = fw.next()
     variants = {"next": fw.next, "unhealthy": fw.next, "same": fw.same, "older": fw.older, "tampered": fw.tampered,
                 "bad_sha256": fw.bad_sha256, "bad_checksum": fw.bad_checksum, "wrong_chip": fw.wrong_chip,
-                "truncated": fw.truncated, "random": fw.random}
+                "truncated": fw.truncated, "truncated_header": fw.truncated_header, "random": fw.random}
     if variant not in variants:
         raise DeviceError(f"no firmware variant {variant!r} (known: {', '.join(variants)})")
     if variant == "tampered" and not manifest:
@@ -238,7 +242,7 @@ def publish_firmware(device: Device, prefix: str, variant: str, *, manifest: boo
     # A tampered image is announced with the digest of the genuine one.
     digest = hashlib.sha256(genuine if variant == "tampered" else image).hexdigest()
     device.board.remember_image(image)
-    http = device.bench.http
+    http = server or device.bench.http
     http.add(f"{prefix}/fw.bin", image)
     url = http.url_for(f"{prefix}/fw.bin")
     if manifest:

@@ -124,7 +124,7 @@ IDF_EVENTS: tuple[EventPattern, ...] = (
     _p("refused", r"SHA-256 mismatch", reason="hash-mismatch"),
     _p("refused", r"Mismatch chip id, expected", reason="wrong-chip"),
     _p("refused", r"Image validation failed, image is corrupted|Incorrect app descriptor magic|"
-                  r"Complete headers were not received|OTA image has invalid magic byte", reason="invalid-image"),
+                  r"Complete headers were not received|OTA image has invalid magic byte", reason="bad-image"),
     _p("refused", r"Complete data was not received", reason="incomplete"),
     _p("refused", r"Failed to verify peer certificate", reason="tls"),
     _p("refused", r"ESP HTTPS OTA Begin failed", fallback=True, reason="connection"),
@@ -193,7 +193,7 @@ class IdfAppDevice(Device):
     #: esp_ota_mark_app_invalid_rollback_and_reboot() marks the new slot INVALID
     rolled_back_state = "INVALID"
     variants = {"firmware": ("next", "same", "older", "bad_sha256", "bad_checksum", "wrong_chip", "truncated",
-                             "random")}
+                             "truncated_header", "random")}
     #: the partitions erased with the baseline besides otadata: what the app kept from an earlier case
     erase = ("nvs",)
     #: how long to wait for a line saying the app listens before writing the URL anyway
@@ -274,10 +274,10 @@ class IdfAppDevice(Device):
         self.wait_ready(since=mark)
 
     # -- updates ---------------------------------------------------------------------------------------------------
-    def publish(self, kind: str, variant: str, prefix: str) -> Published:
+    def publish(self, kind: str, variant: str, prefix: str, server=None) -> Published:
         if kind != "firmware":
             raise DeviceError(f"{self.kind} takes no {kind!r} updates")
-        return publish_firmware(self, prefix, variant, manifest=False)
+        return publish_firmware(self, prefix, variant, manifest=False, server=server)
 
     def trigger(self, pub: Published) -> int:
         """Write ``pub.url`` on the serial line once the app listens for it (its ``listening`` line since it last
@@ -311,7 +311,7 @@ class EspIdfDevice(IdfAppDevice):
     capabilities = frozenset(Capability.ALL)
     rolled_back_state = "INVALID"
     variants = {"firmware": ("next", "same", "older", "tampered", "unhealthy", "bad_sha256", "bad_checksum",
-                             "wrong_chip", "truncated", "random")}
+                             "wrong_chip", "truncated", "truncated_header", "random")}
     must_listen = True
     listen_timeout = 60.0
 
@@ -338,7 +338,7 @@ class EspIdfDevice(IdfAppDevice):
                               f"makes; the rig gives a build directory ({_shown(self.spec.build_dir)})")
         super().prepare()
 
-    def publish(self, kind: str, variant: str, prefix: str) -> Published:
+    def publish(self, kind: str, variant: str, prefix: str, server=None) -> Published:
         if kind != "firmware":
             raise DeviceError(f"{self.kind} takes no {kind!r} updates")
-        return publish_firmware(self, prefix, variant, manifest=True)
+        return publish_firmware(self, prefix, variant, manifest=True, server=server)

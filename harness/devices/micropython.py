@@ -25,6 +25,8 @@ from .base import Capability, Device, DeviceError, Published, publish_firmware
 #: the application version the agent's slot a holds in the baseline state, and the next one
 BASE_APP_VERSION = "1"
 NEXT_APP_VERSION = "2"
+#: the run's CA on the board (the agent's config ``ca``), for https updates
+CA_FILE = "ca.pem"
 
 _OTA_LINE = re.compile(r"^OTA ([a-z-]+)((?: [A-Za-z_]+=\S*)*)\s*$")
 
@@ -54,7 +56,7 @@ class MicroPythonDevice(Device):
     #: the agent never confirms a version that failed its health check: the bootloader marks it ABORTED
     rolled_back_state = "ABORTED"
     variants = {"firmware": ("next", "same", "older", "tampered", "unhealthy", "bad_sha256", "bad_checksum",
-                             "wrong_chip", "truncated", "random"),
+                             "wrong_chip", "truncated", "truncated_header", "random"),
                 "files": ("next", "same", "tampered", "unhealthy", "broken")}
 
     def __init__(self, spec, board, bench):
@@ -91,7 +93,9 @@ class MicroPythonDevice(Device):
     def prepare(self, config_extra: Mapping | None = None, data: Mapping[str, bytes] | None = None) -> None:
         """Baseline firmware, the agent with the board's config (plus ``config_extra``, e.g. ``mqtt``, ``ca``),
         ``data`` files (e.g. a CA certificate) and application 1 in slot a; ready."""
-        config = {**self.bench.config_for(self.board), **(config_extra or {})}
+        # https is verified against the run's CA (hil ca): the agent gets it as ca.pem
+        config = {**self.bench.config_for(self.board), "ca": CA_FILE, **(config_extra or {})}
+        data = {CA_FILE: self.bench.ca_pem(), **(data or {})}
         mutation = self.bench.mutation_for(self.kind)
         extra = mutation.apply() if mutation is not None else None
         self.install(config, BASE_APP_VERSION, app_bundle(BASE_APP_VERSION), extra=extra, data=data)
@@ -266,17 +270,17 @@ class MicroPythonDevice(Device):
         return self._files_region
 
     # -- updates -------------------------------------------------------------------------------------------
-    def publish(self, kind: str, variant: str, prefix: str) -> Published:
+    def publish(self, kind: str, variant: str, prefix: str, server=None) -> Published:
         if kind == "firmware":
-            return publish_firmware(self, prefix, variant, manifest=True)
+            return publish_firmware(self, prefix, variant, manifest=True, server=server)
         if kind == "files":
-            return self._publish_files(prefix, variant)
+            return self._publish_files(prefix, variant, server)
         raise DeviceError(f"{self.kind} takes no {kind!r} updates")
 
-    def _publish_files(self, prefix: str, variant: str) -> Published:
+    def _publish_files(self, prefix: str, variant: str, server=None) -> Published:
         if variant not in self.variants["files"]:
             raise DeviceError(f"no files variant {variant!r} (known: {', '.join(self.variants['files'])})")
-        http = self.bench.http
+        http = server or self.bench.http
         version = BASE_APP_VERSION if variant == "same" else NEXT_APP_VERSION
         files = app_bundle(version, healthy=variant != "unhealthy", broken=variant == "broken")
         manifest = bundle_manifest(version, files)

@@ -318,6 +318,14 @@ class HttpServer(TcpServerBase):
             raise KeyError(f"nothing registered at {path}")
         blob.fault = plan
 
+    def set_chunked(self, path: str, chunked: bool | None = True) -> None:
+        """Serve one registered path with ``Transfer-Encoding: chunked`` (True), a Content-Length (False) or as the
+        server does (None)."""
+        blob = self._blobs.get(self._norm(path))
+        if blob is None:
+            raise KeyError(f"nothing registered at {path}")
+        blob.chunked = chunked
+
     def set_health(self, state: HealthState, delay_s: float | None = None) -> None:
         """``up`` -> 200, ``down`` -> 503, ``slow`` -> 200 after ``delay_s`` seconds."""
         if state not in ("up", "down", "slow"):

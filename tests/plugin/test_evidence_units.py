@@ -14,8 +14,9 @@ def case(tmp_path, logs_root=None):
     console = Console("rfc2217://nowhere:1", "dut")
     http = ServerLog("http")
     http.add(event="before the case")  # an earlier case's record: not this case's
+    server = SimpleNamespace(name="http", log=http)
     target = SimpleNamespace(board=SimpleNamespace(name="dut", console=console),
-                             bench=SimpleNamespace(http=SimpleNamespace(log=http), _mqtt=None))
+                             bench=SimpleNamespace(http=server, servers=lambda: [server], _mqtt=None))
     console._append("boot of an earlier case\n")
     ev = CaseEvidence("scenarios/test_x.py::test_y[dut-files]", target, logs_root or tmp_path)
     return ev, console, http

@@ -78,13 +78,20 @@ def test_the_scenarios_collect_one_case_per_applicable_triple(rig, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ids = sorted(line.split("::", 1)[1] for line in proc.stdout.splitlines() if "::" in line)
     expected = []
-    for test, needs_digest_or_health in (("test_bad_hash_is_refused", True), ("test_power_loss_mid_write", False),
-                                         ("test_same_version_is_refused_before_any_write", False),
-                                         ("test_unconfirmed_update_rolls_back", True)):
+    # (test, its own parameters, whether it needs what only the project's clients do, firmware only)
+    for test, params, project_clients_only, firmware_only in (
+            ("test_bad_hash_is_refused", [""], True, False),
+            ("test_power_loss_mid_write", [""], False, False),
+            ("test_same_version_is_refused_before_any_write", [""], False, False),
+            ("test_unconfirmed_update_rolls_back", [""], True, False),
+            ("test_invalid_image_is_refused", ["-truncated", "-truncated_header", "-random", "-wrong_chip"], False,
+             True),
+            ("test_the_update_is_taken_whatever_its_transfer", ["-chunked", "-redirect"], False, False),
+            ("test_server_with_a_wrong_certificate_is_refused", [""], True, False)):
         for case in ALL:
-            if needs_digest_or_health and case[1] == "idf-app":
+            if project_clients_only and case[1] == "idf-app" or firmware_only and case[2] != "firmware":
                 continue
-            expected.append(f"{test}[{case_id(*case)}]")
+            expected += [f"{test}[{case_id(*case)}{param}]" for param in params]
     assert ids == sorted(expected)
     assert "skipped" not in proc.stdout
 
