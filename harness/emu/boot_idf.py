@@ -6,6 +6,11 @@ rules the harness uses as its oracle on real boards), applies the otadata
 writes it asks for as real flash operations (so a power cut can land in the
 middle of them) and prints the lines the real bootloader prints. Then the
 chosen app starts.
+
+Anti-rollback (``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``) is on when the bootloader image
+in flash was built with it (:func:`bootloader_anti_rollback`): then apps whose
+``secure_version`` is below the chip's eFuse (:mod:`harness.emu.efuse`) are never
+selected, and booting a VALID app burns its secure_version into the eFuse.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import time
 from dataclasses import dataclass
 
 from ..esp import boot as rules
-from ..esp.app_image import parse_image
+from ..esp.app_image import bootloader_config, parse_image
 from ..esp.errors import FormatError
 from ..esp.otadata import OTADATA_SECTOR_SIZE
 from ..esp.partition_table import PartitionTable
 from .apps import AppContext, run_app
 from .chip import EXIT_REBOOT, ChipConfig, ChipRun
+from .efuse import Efuse
 from .flash import NorFlash
 from .uart import ChipUart
 
@@ -101,6 +107,12 @@ def _classify(line: str) -> tuple[str, str]:
     return "I", "boot"
 
 
+def bootloader_anti_rollback(flash: NorFlash, offset: int = 0x1000) -> bool:
+    """Whether the bootloader in flash was built with ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK`` (the option the host
+    build records in it; MicroPython's bootloader, like any that records nothing, has it off)."""
+    return bootloader_config(flash.read(offset, 0x600)).get("BOOTLOADER_APP_ANTI_ROLLBACK") == "y"
+
+
 def second_stage(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash) -> int:
     started = time.monotonic() - 0.025  # the ROM stage took about this long
     log = IdfLog(uart, started)
@@ -131,7 +143,11 @@ def second_stage(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash)
     region = flash.read(otadata_part.offset, 2 * OTADATA_SECTOR_SIZE) if otadata_part is not None else None
 
     check_slot = rules.image_slot_check(flash.read, chip=cfg.chip, chip_rev=CHIP_REV)
-    decision = rules.select_boot(table, region, check_slot)
+    # CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK is the bootloader's own build option: the one on the board says.
+    anti_rollback = bootloader_anti_rollback(flash)
+    efuse = Efuse(cfg.flash_file)
+    decision = rules.select_boot(table, region, check_slot, anti_rollback=anti_rollback,
+                                 efuse_secure_version=efuse.read_secure_version() if anti_rollback else 0)
     # Apply otadata writes as the bootloader does: erase the sector, program the entry.
     for w in decision.otadata_writes:
         assert otadata_part is not None
@@ -142,6 +158,12 @@ def second_stage(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash)
     for line in decision.log:
         if line.startswith("otadata[") and "sequence values" in line:
             continue  # debug-level in the real bootloader
+        if line.startswith("eFuse secure version ") and decision.efuse_secure_version is not None:
+            # update_anti_rollback(): esp_efuse_update_secure_version burns the booted app's secure_version
+            burn = efuse.update_secure_version(decision.efuse_secure_version)
+            if burn.message:
+                log(burn.level or "I", "efuse", burn.message)
+            continue
         level, tag = _classify(line)
         log(level, tag, line)
 
@@ -157,9 +179,10 @@ def second_stage(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash)
     desc = image.app_desc
     project = desc.project_name if desc else ""
     version = desc.version if desc else ""
+    extra = {"anti_rollback": True, "efuse_secure_version": efuse.read_secure_version()} if anti_rollback else {}
     uart.event("boot", mode="flash", cause=run.cause, result="app", partition=part.label, offset=part.offset,
                project=project, version=version, fallback=decision.fallback,
-               selected=None if decision.selected is None else decision.selected.label)
+               selected=None if decision.selected is None else decision.selected.label, **extra)
     _print_app_start(log, image, desc)
     return run_app(AppContext(cfg=cfg, run=run, uart=uart, flash=flash, offset=part.offset, project=project,
                               version=version, image=image, partition=part, started=started,

@@ -13,7 +13,8 @@ cut            arm a power cut: ``at_op`` (absolute operation number) or
                ``after_ops`` (counted from now), ``policy`` none|prefix|random,
                ``seed``; ``clear``: true disarms
 stats          flash operation counters, erase counts, NOR violations, boots,
-               MicroPython heap peaks (this boot and the last ones)
+               MicroPython heap peaks (this boot and the last ones), the eFuse
+               (``efuse``: ``secure_version``, ``secure_version_bits``)
 events         events since ``since`` (sequence number), e.g. boots and cuts
 wifi           ``up``: true/false: the bench's access point appears or vanishes
                (open connections break; kept across resets and power cycles)
@@ -29,6 +30,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from .efuse import Efuse
 from .flash import TEAR_POLICIES, CutPlan
 
 if TYPE_CHECKING:
@@ -112,6 +114,10 @@ def _stats(sup: "Supervisor", req: dict) -> dict:
     stats = sup.meta.snapshot()
     # MicroPython heap above the idle baseline: this boot so far, and each boot that ended.
     stats["heap"] = {"current": sup.heap_current, "boots": list(sup.heap_boots)}
+    # the chip's eFuse (harness.emu.efuse: kept next to the flash file, not in it)
+    efuse = Efuse(sup.opts.chip.flash_file)
+    stats["efuse"] = {"secure_version": efuse.read_secure_version(),
+                      "secure_version_bits": f"0x{efuse.secure_version_bits():08x}"}
     return {"stats": stats}
 
 

@@ -14,6 +14,10 @@ chip process: a parent-death signal it asks for first thing) and serves it:
   app prints them), NVS in the nvs partition (:mod:`harness.emu.idf.nvs`), Wi-Fi and sockets on the board's
   emulated network (:class:`harness.emu.port_net.NetHost`: the bench's AP, TLS with Python's ssl against the
   CA the app passes).
+* the eFuse secure version (:mod:`harness.emu.efuse`, kept next to the flash file): ``esp_efuse_read_secure_version``
+  reads it as it is now; with ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK`` in the app's build,
+  ``esp_ota_mark_app_valid_cancel_rollback`` burns the running app's ``secure_version`` when it makes the entry VALID
+  and ``esp_ota_set_boot_partition`` refuses an image below it (ESP_ERR_OTA_SMALL_SEC_VER, erasing the partition).
 * resets: the app's exit status says what happened (``esp_restart``: software reset; a panic, printed by the
   app: software reset); anything else that ends it is reported as a crash and resets the chip too.
 
@@ -24,8 +28,7 @@ host's ABI, with a guard page below it (an overflow is reported as FreeRTOS's st
 
 Known differences from a chip: time is the host's (flash writes and the network take no modelled time);
 TLS is OpenSSL (Python's ssl) with mbedTLS's error codes and log lines, not mbedTLS itself; panic reports
-carry made-up addresses; the eFuse secure version is the chip configuration's ``efuse_secure_version`` (0
-when it has none; nothing burns it); HTTP client events are not posted to the default event loop; partial
+carry made-up addresses; HTTP client events are not posted to the default event loop; partial
 HTTP downloads (``partial_http_download``) are refused with ESP_ERR_NOT_SUPPORTED as when
 CONFIG_ESP_HTTPS_OTA_ENABLE_PARTIAL_DOWNLOAD is off; NVS as :mod:`harness.emu.idf.nvs` says.
 """
@@ -52,6 +55,7 @@ from ..esp.otadata import OTADATA_SECTOR_SIZE
 from ..esp.partition_table import Partition, PartitionTable
 from .apps import AppContext
 from .chip import CAUSE_DEEPSLEEP, CAUSE_EN, CAUSE_POWER_ON, CAUSE_SOFTWARE, CAUSE_WATCHDOG, EXIT_REBOOT
+from .efuse import Efuse
 from .flash import SECTOR_SIZE
 from .idf.build import find_host_payload
 from .idf.nvs import ERR as NVS_ERR
@@ -182,6 +186,7 @@ class IdfRuntime:
         self.wifi_wanted: tuple[str, str] | None = None
         self.rollback = True
         self.anti_rollback = False
+        self.efuse = Efuse(ctx.cfg.flash_file)
         self.ota: dict[int, _OtaHandle] = {}
         self.ota_next = 0
         self.nvs: dict[str, NvsPartition] = {}
@@ -338,7 +343,20 @@ class IdfRuntime:
             return _Reply(ESP_FAIL)
 
     def _efuse_secure_version(self) -> int:
-        return int(getattr(self.ctx.cfg, "efuse_secure_version", 0) or 0)
+        return self.efuse.read_secure_version()
+
+    # -- esp_efuse ------------------------------------------------------------------------------------------
+    def op_efuse_secure_version(self, _a: int = 0, _b: int = 0) -> _Reply:
+        """``esp_efuse_read_secure_version``: the chip's eFuse as it is now (the app may have burnt it)."""
+        return _Reply(ESP_OK, self._efuse_secure_version())
+
+    def op_efuse_update_secure_version(self, secure_version: int, _b: int = 0) -> _Reply:
+        """``esp_efuse_update_secure_version``."""
+        done = self.efuse.update_secure_version(secure_version)
+        reply = _Reply(ERR.get(done.code, ESP_FAIL) if done.code != "ESP_OK" else ESP_OK)
+        if done.message:
+            reply.log(done.level or "I", "efuse", done.message)
+        return reply
 
     # -- flash ---------------------------------------------------------------------------------------------
     def _check(self, addr: int, length: int) -> None:
@@ -509,8 +527,24 @@ class IdfRuntime:
         table = self._table()
         if table.otadata is None:
             raise _Fail(ERR["ESP_ERR_NOT_FOUND"])
-        self._apply(table, rules.mark_app_valid(table, self._otadata(table), self._running(table)))
-        return _Reply()
+        try:
+            writes = rules.mark_app_valid(table, self._otadata(table), self._running(table))
+        except rules.OtaError as e:
+            raise _Fail(ERR.get(e.code, ESP_FAIL)) from None
+        self._apply(table, writes)
+        reply = _Reply()
+        if writes and self.anti_rollback:
+            # esp_ota_current_ota_is_workable(true): once the entry is rewritten VALID, esp_ota_set_anti_rollback()
+            # burns the running app's secure_version (esp_efuse_update_secure_version) and returns its result
+            desc = self.ctx.image.app_desc
+            if desc is None:
+                raise _Fail(ERR["ESP_ERR_NOT_FOUND"])
+            done = self.efuse.update_secure_version(desc.secure_version)
+            if done.message:
+                reply.log(done.level or "I", "efuse", done.message)
+            if done.code != "ESP_OK":
+                reply.status = ERR.get(done.code, ESP_FAIL)
+        return reply
 
     def _check_slot(self):
         return rules.image_slot_check(self.flash.read, chip=self.chip)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .chips import ESP32, ESP8266, MIB, SPI_MODES, ChipInfo, chip_info, parse_size
@@ -48,6 +48,8 @@ APP_DESC_VERSION_OFFSET = APP_DESC_OFFSET + 16  # 0x30
 
 BOOTLOADER_DESC_MAGIC = 0x50
 BOOTLOADER_DESC_LEN = 80
+#: the start of the build-options record a host-built bootloader carries after its descriptor
+BOOTLOADER_CONFIG_MAGIC = b"hil-bootloader-config\n"
 
 _EXT_FMT = "<B3sHBHH4sB"  # 16 bytes
 _APP_DESC_FMT = "<II8s32s32s16s16s32s32sHHB3s72s"  # 256 bytes
@@ -371,17 +373,31 @@ def build_app(chip: str = "esp32", project: str = "app", version: str = "1.0.0",
 
 
 def build_bootloader(chip: str = "esp32", seed: int = 0, idf_ver: str = "v5.2.2", *, spi_mode: str = "dio",
-                     flash_size: int | str = "4MB", flash_freq: str = "40m") -> AppImage:
+                     flash_size: int | str = "4MB", flash_freq: str = "40m",
+                     config: Mapping[str, bool | int | str] | None = None) -> AppImage:
     """A second-stage bootloader image laid out like ESP-IDF v5's for the ESP32.
 
     Three RAM segments (DRAM 0x3fff0030 starting with ``esp_bootloader_desc_t``,
     the "loader" IRAM at 0x40078000, IRAM at 0x40080400) and the entry point
     inside the last one, which is what the ROM prints as ``load:``/``entry``.
+
+    ``config``: the bootloader's own build options (sdkconfig names without ``CONFIG_``) that the
+    virtual ESP32's bootloader model follows, as a real bootloader has them compiled in; they are
+    recorded after the descriptor (:func:`bootloader_config` reads them back). Without it the image
+    is the same as before, and the model uses its defaults (no anti-rollback).
     """
     info = chip_info(chip)
     if not info.extended_header:
         raise ValueError(f"{info.name} has no ESP-IDF second-stage bootloader image in this model")
-    dram = bootloader_desc(idf_ver=idf_ver) + filler(seed, "bl-dram", 0x4A0 - BOOTLOADER_DESC_LEN)
+    rest = filler(seed, "bl-dram", 0x4A0 - BOOTLOADER_DESC_LEN)
+    if config:
+        record = BOOTLOADER_CONFIG_MAGIC + "".join(
+            f"{k}={'y' if v is True else 'n' if v is False else v}\n" for k, v in sorted(config.items())
+        ).encode() + b"\0"
+        if len(record) > len(rest):
+            raise ValueError(f"bootloader config record of {len(record)} bytes does not fit the DRAM segment")
+        rest = record + rest[len(record):]
+    dram = bootloader_desc(idf_ver=idf_ver) + rest
     segments = (
         Segment(0x3FFF0030, dram),
         Segment(0x40078000, filler(seed, "bl-loader", 0x33B0)),
@@ -390,6 +406,20 @@ def build_bootloader(chip: str = "esp32", seed: int = 0, idf_ver: str = "v5.2.2"
     return AppImage(chip=info.name, segments=segments, entry=0x400805E4, spi_mode=SPI_MODES[spi_mode.lower()],
                     flash_size=parse_size(flash_size), flash_freq=info.flash_freq_code(flash_freq),
                     hash_appended=True)
+
+
+def bootloader_config(image: bytes) -> dict[str, str]:
+    """The build options :func:`build_bootloader` recorded in a bootloader image (``{}``: none recorded, as in
+    MicroPython's or any real bootloader binary)."""
+    if len(image) < 24 + 8 + BOOTLOADER_DESC_LEN or image[0] != 0xE9 or image[1] == 0:
+        return {}
+    length = struct.unpack_from("<I", image, 24 + 4)[0]
+    dram = image[32:32 + min(length, 0x1000)]
+    start = BOOTLOADER_DESC_LEN
+    if dram[start:start + len(BOOTLOADER_CONFIG_MAGIC)] != BOOTLOADER_CONFIG_MAGIC:
+        return {}
+    text = dram[start + len(BOOTLOADER_CONFIG_MAGIC):].split(b"\0", 1)[0].decode("ascii", "replace")
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 # ---- ESP8266 ---------------------------------------------------------------
@@ -770,7 +800,8 @@ def set_version(data: bytes, version: str, secure_version: int | None = None,
 
 __all__ = [
     "APP_DESC_MAGIC", "APP_DESC_OFFSET", "AppDesc", "AppImage", "ImageCheck", "ParsedImage", "ParsedSegment",
-    "Segment", "build_app", "build_bootloader", "build_esp8266_app", "bootloader_desc", "checksum_position",
+    "Segment", "bootloader_config", "build_app", "build_bootloader", "build_esp8266_app", "bootloader_desc",
+    "checksum_position",
     "filler", "image_length", "micropython_banner", "parse_image", "rehash", "segment_log_lines", "set_version",
     "verify_image", "xor_checksum", "ESP32", "ESP8266",
 ]

@@ -10,6 +10,9 @@ What it does, in idf.py's order:
    Written as ``sdkconfig`` and ``config/sdkconfig.h``.
 2. **partition table** from the CSV the sdkconfig names (``harness.esp.partition_table``), **bootloader** as
    ``harness.firmware``'s baselines use (``build_bootloader``), ``ota_data_initial.bin`` (0x2000 bytes of 0xFF).
+   The bootloader carries the bootloader options of :data:`BOOTLOADER_OPTIONS` that are on
+   (``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK``), which the virtual ESP32's bootloader model follows, as a real
+   bootloader has them compiled in.
 3. **the app**: the sources ``main/CMakeLists.txt`` registers (``idf_component_register(SRCS ...)``) compiled
    with the host's ``cc`` against ``harness/emu/idf/include`` and linked with ``harness/emu/idf/src``
    (``-Wall -Werror=implicit-function-declaration``; malloc and friends wrapped for the heap model).
@@ -86,6 +89,9 @@ IROM_ADDR = 0x400D0020
 
 NO_CA_PLACEHOLDER = (b"# No CA was given to this host build (harness.emu.idf.build.build_app(ca_pem=...)).\n"
                      b"# There is no certificate here: HTTPS connections fail as on a board whose CA does not parse.\n")
+
+#: bootloader options the virtual ESP32's bootloader model follows (recorded in the host build's bootloader image)
+BOOTLOADER_OPTIONS = ("BOOTLOADER_APP_ANTI_ROLLBACK",)
 
 # ESP-IDF v5.2 defaults of the options the API set reads (what `idf.py menuconfig` starts from).
 IDF_DEFAULTS: dict[str, str | bool | int] = {
@@ -644,8 +650,11 @@ def _build(work: Path, project_dir: Path, overrides: dict, ca_pem: bytes | None,
     flash_size = str(config["ESPTOOLPY_FLASHSIZE"])
     flash_mode = str(config["ESPTOOLPY_FLASHMODE"])
     flash_freq = str(config["ESPTOOLPY_FLASHFREQ"])
+    # The bootloader's own options are compiled into it: the virtual ESP32's bootloader model reads them
+    # from the image (harness.esp.app_image.bootloader_config), so a board follows the bootloader it was flashed with.
+    bootloader_options = {k: config[k] for k in BOOTLOADER_OPTIONS if config.get(k)}
     bootloader = build_bootloader("esp32", idf_ver=IDF_VERSION, spi_mode=flash_mode, flash_size=flash_size,
-                                  flash_freq=flash_freq)
+                                  flash_freq=flash_freq, config=bootloader_options or None)
     (work / "bootloader" / "bootloader.bin").write_bytes(bootloader.to_bytes())
     otadata = table.otadata
     if otadata is not None:
@@ -680,7 +689,9 @@ def _build(work: Path, project_dir: Path, overrides: dict, ca_pem: bytes | None,
 
     # the app image
     image = make_image(executable, project=name, version=ver,
-                       secure_version=int(config.get("BOOTLOADER_APP_SECURE_VERSION", 0) or 0),
+                       # (the option exists only with anti-rollback: it depends on BOOTLOADER_APP_ANTI_ROLLBACK)
+                       secure_version=int(config.get("BOOTLOADER_APP_SECURE_VERSION", 0) or 0)
+                       if config.get("BOOTLOADER_APP_ANTI_ROLLBACK") else 0,
                        flash_size=flash_size, flash_mode=flash_mode, flash_freq=flash_freq).to_bytes()
     apps = [p for p in table if p.is_app]
     if not apps:

@@ -190,7 +190,20 @@ bool esp_ota_check_rollback_is_possible(void)
 }
 
 /* -- esp_efuse: the chip's secure version eFuse field ---------------------------------------------- */
-uint32_t esp_efuse_read_secure_version(void) { return hil_boot.efuse_secure_version; }
+/* Read from the chip each time: esp_ota_mark_app_valid_cancel_rollback() may have burnt it since the app started. */
+uint32_t esp_efuse_read_secure_version(void)
+{
+    esp_err_t err;
+    int64_t v = board_int("efuse_secure_version", 0, 0, &err);
+    return err == ESP_OK && v >= 0 ? (uint32_t)v : hil_boot.efuse_secure_version;
+}
+
+esp_err_t esp_efuse_update_secure_version(uint32_t secure_version)
+{
+    esp_err_t err;
+    board_int("efuse_update_secure_version", secure_version, 0, &err);
+    return err;
+}
 
 bool esp_efuse_check_secure_version(uint32_t secure_version)
 {
