@@ -257,6 +257,13 @@ class Board:
             raise BoardError(f"board {self.name} is not virtual: its flash is read with esptool")
         return FlashFile(self.virtual.info["flash_file"])
 
+    def efuse_secure_version(self) -> int | None:
+        """The chip's anti-rollback eFuse (SECURE_VERSION, the number of bits set): a virtual board's, from its
+        control endpoint (``harness.emu.efuse``); None for a bench board (the harness does not read its eFuses)."""
+        if self.virtual is None:
+            return None
+        return int(self.virtual.control.stats()["efuse"]["secure_version"])
+
     def flash_md5(self, address: int, size: int) -> str:
         """MD5 of a flash region: from the flash file of a virtual board, else with esptool (the board is
         reset afterwards, and this returns once it is ready again)."""

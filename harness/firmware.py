@@ -77,6 +77,16 @@ class FirmwareFactory:
     def next(self) -> bytes:
         return self.with_version(next_version(self.version))
 
+    def lower_secure_version(self) -> bytes:
+        """The next version re-stamped with a ``secure_version`` one below the baseline's (what anti-rollback
+        must refuse); a baseline at secure_version 0 has nothing below it (ValueError)."""
+        from .esp import parse_image, set_version
+
+        secure = parse_image(self.baseline, self.chip).app_desc.secure_version
+        if secure == 0:
+            raise ValueError("the baseline's secure_version is 0: no image can have a lower one")
+        return set_version(self.baseline, next_version(self.version), secure - 1, self.chip)
+
     def same(self) -> bytes:
         return self.baseline
 

@@ -55,7 +55,9 @@ class SdkconfigMutation:
     name: str
     options: Mapping[str, bool | int | str] = field(hash=False)
     guards: str
-    device = "esp-idf"
+    #: the configuration of the client it belongs to (``esp-idf``, or ``esp-idf-anti-rollback`` for a check only
+    #: that build exercises)
+    device: str = "esp-idf"
 
     def apply(self) -> dict[str, bool | int | str]:
         return dict(self.options)
@@ -116,7 +118,7 @@ IDF_MUTATIONS = {m.name: m for m in (
     SdkconfigMutation("require-content-length", {"OTA_CLIENT_MUTATION_REQUIRE_CONTENT_LENGTH": True},
                       "chunked transfer"),
     SdkconfigMutation("skip-secure-version-check", {"OTA_CLIENT_MUTATION_SKIP_SECURE_VERSION_CHECK": True},
-                      "anti-rollback by secure_version"),
+                      "anti-rollback by secure_version", device="esp-idf-anti-rollback"),
     SdkconfigMutation("skip-cert-verify", {"ESP_TLS_INSECURE": True, "ESP_TLS_SKIP_SERVER_CERT_VERIFY": True},
                       "wrong server certificate"),
 )}
@@ -124,7 +126,9 @@ IDF_MUTATIONS = {m.name: m for m in (
 #: every device's mutations by name (names are unique across devices)
 MUTATIONS: dict[str, Mutation | SdkconfigMutation] = {**AGENT_MUTATIONS, **IDF_MUTATIONS}
 #: the mutations of each device implementation
-DEVICE_MUTATIONS = {"micropython": AGENT_MUTATIONS, "esp-idf": IDF_MUTATIONS}
+DEVICE_MUTATIONS = {"micropython": AGENT_MUTATIONS,
+                    **{device: {n: m for n, m in IDF_MUTATIONS.items() if m.device == device}
+                       for device in dict.fromkeys(m.device for m in IDF_MUTATIONS.values())}}
 
 
 def mutation(name: str) -> Mutation | SdkconfigMutation:

@@ -197,10 +197,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     needs = tuple(c for mark in metafunc.definition.iter_markers("needs") for c in mark.args)
     from .devices import Capability
 
-    unknown = [c for c in needs if c not in Capability.ALL]
+    unknown = [c for c in needs if c not in Capability.KNOWN]
     if unknown:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown capability {unknown[0]!r} in "
-                                f"@pytest.mark.needs (known: {', '.join(Capability.ALL)})")
+                                f"@pytest.mark.needs (known: {', '.join(Capability.KNOWN)})")
     cases = rig_cases(metafunc.config, kinds, needs)
     # no device of the rig can do what the scenario needs: no case (not a skip)
     metafunc.parametrize("ota_target", cases, ids=[case_id(*c) for c in cases], indirect=True)

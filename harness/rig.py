@@ -54,11 +54,13 @@ UPDATE_KINDS = ("firmware", "files")
 DEVICE_UPDATES: dict[str, dict[str, tuple[str, ...]]] = {
     "micropython": {name: c.micropython.updates for name, c in CHIP_CLASSES.items()},
     "esp-idf": {name: ("firmware",) for name, c in CHIP_CLASSES.items() if c.idf_target},
+    "esp-idf-anti-rollback": {name: ("firmware",) for name, c in CHIP_CLASSES.items() if c.idf_target},
     "idf-app": {name: ("firmware",) for name, c in CHIP_CLASSES.items() if c.idf_target},
 }
 DEVICES = tuple(DEVICE_UPDATES)
 #: the rig keys of each device implementation besides ``kind`` and ``updates``
-DEVICE_KEYS = {"micropython": ("baseline",), "esp-idf": ("build_dir",), "idf-app": ("build_dir", "patterns")}
+DEVICE_KEYS = {"micropython": ("baseline",), "esp-idf": ("build_dir",), "esp-idf-anti-rollback": ("build_dir",),
+               "idf-app": ("build_dir", "patterns")}
 #: the OTA events an ``idf-app`` device's own console lines may be given for (``patterns:``)
 IDF_APP_EVENTS = ("ready", "listening", "writing", "switch", "confirmed", "rollback", "refused")
 PORT_SELECTORS = ("path", "by_id", "location", "serial", "mac", "url")
@@ -164,7 +166,8 @@ class DeviceSpec:
     """One device implementation a board runs (``harness.devices``), as the rig gives it.
 
     ``baseline``: the MicroPython agent's firmware (``micropython``, the built-in one, or image files);
-    ``build_dir``: an ESP-IDF build directory (``flasher_args.json``) for ``esp-idf`` on a bench and for
+    ``build_dir``: an ESP-IDF build directory (``flasher_args.json``) for ``esp-idf`` (and
+    ``esp-idf-anti-rollback``) on a bench and for
     ``idf-app``; ``patterns``: ``idf-app``'s own console lines, event -> regex. ``key`` and ``line`` say
     where the rig file gives the device, ``build_dir_line`` where its ``build_dir:`` is.
     """
@@ -818,7 +821,7 @@ def _device(node: _Node, fields: dict[str, _Node], kind: str, chip: str, flash_s
         # whether it holds a build is baseline_file_problems's question (load_rig(check_files=True))
         build_dir = rig_dir / _text(fields["build_dir"], "an ESP-IDF build directory, relative to the rig file")
         build_dir_line = fields["build_dir"].line
-    elif kind == "idf-app" or (kind == "esp-idf" and not virtual):
+    elif kind == "idf-app" or (kind.startswith("esp-idf") and not virtual):
         what = ("the build directory of your ESP-IDF app (where idf.py build wrote flasher_args.json)"
                 if kind == "idf-app" else "the build directory of device_fw/esp_idf (idf.py build)")
         raise _Invalid(node.line, _join(node.path, "build_dir"), f"missing ({what})")

@@ -251,6 +251,18 @@ class OtaCase:
         return self.device.baseline_versions()
 
     @property
+    def baseline_secure_version(self) -> int:
+        """The ``secure_version`` in the app descriptor of the firmware the baseline boots."""
+        from .esp import parse_image
+
+        return parse_image(self.device.baseline_app(), self.board.chip).app_desc.secure_version
+
+    def efuse_secure_version(self) -> int | None:
+        """The chip's anti-rollback eFuse value (a virtual board's; None on a bench board, whose eFuses the
+        harness does not read)."""
+        return self.board.efuse_secure_version()
+
+    @property
     def baseline_slot(self) -> str:
         """The app partition the baseline boots (from the board's partition table)."""
         return self.board.baseline_slot().label

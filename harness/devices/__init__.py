@@ -4,16 +4,26 @@
 
 * ``micropython``: the MicroPython OTA agent (``device_fw/micropython``), firmware (ESP32) and files;
 * ``esp-idf``: the project's ESP-IDF OTA client in C (``device_fw/esp_idf``), firmware;
+* ``esp-idf-anti-rollback``: the same client built with ESP-IDF's anti-rollback (secure_version 2), firmware;
 * ``idf-app``: your own ESP-IDF firmware, from its build directory, firmware.
 """
 
 from __future__ import annotations
 
 from .base import Capability, Device, DeviceError, Published
-from .idf import EspIdfDevice, FlasherArgs, FlasherArgsError, IdfAppDevice, IdfEvents, read_flasher_args
+from .idf import (
+    EspIdfAntiRollbackDevice,
+    EspIdfDevice,
+    FlasherArgs,
+    FlasherArgsError,
+    IdfAppDevice,
+    IdfEvents,
+    read_flasher_args,
+)
 from .micropython import AgentEvents, MicroPythonDevice, parse_ota_line
 
-DEVICES: dict[str, type[Device]] = {cls.kind: cls for cls in (MicroPythonDevice, EspIdfDevice, IdfAppDevice)}
+DEVICES: dict[str, type[Device]] = {cls.kind: cls for cls in (MicroPythonDevice, EspIdfDevice,
+                                                                 EspIdfAntiRollbackDevice, IdfAppDevice)}
 
 
 def device_class(kind: str) -> type[Device]:
@@ -28,6 +38,6 @@ def make_device(spec, board, bench) -> Device:
     return device_class(spec.kind)(spec, board, bench)
 
 
-__all__ = ["AgentEvents", "Capability", "DEVICES", "Device", "DeviceError", "EspIdfDevice", "FlasherArgs",
-           "FlasherArgsError", "IdfAppDevice", "IdfEvents", "MicroPythonDevice", "Published", "device_class",
-           "make_device", "parse_ota_line", "read_flasher_args"]
+__all__ = ["AgentEvents", "Capability", "DEVICES", "Device", "DeviceError", "EspIdfAntiRollbackDevice", "EspIdfDevice",
+           "FlasherArgs", "FlasherArgsError", "IdfAppDevice", "IdfEvents", "MicroPythonDevice", "Published",
+           "device_class", "make_device", "parse_ota_line", "read_flasher_args"]

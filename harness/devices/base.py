@@ -48,8 +48,14 @@ class Capability:
     #: https with the run's CA (``hil ca``), which the device is given or was built with; a server whose
     #: certificate does not verify against it is refused
     VERIFIES_TLS = "verifies-server-certificate"
+    #: built with anti-rollback (ESP-IDF's CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK) on a baseline whose secure_version
+    #: is above 0: an image with a lower secure_version than the chip's eFuse is refused before anything is written
+    ANTI_ROLLBACK = "anti-rollback"
 
+    #: what every full-featured client can do (anti-rollback is a build configuration, not in this list)
     ALL = (ANNOUNCES_DIGEST, REFUSES_SAME_VERSION, HEALTH_ROLLBACK, VERIFIES_TLS)
+    #: every capability a scenario may name
+    KNOWN = ALL + (ANTI_ROLLBACK,)
 
 
 @dataclass
@@ -226,7 +232,8 @@ def publish_firmware(device: Device, prefix: str, variant: str, *, manifest: boo
     genuine = fw.next()
     variants = {"next": fw.next, "unhealthy": fw.next, "same": fw.same, "older": fw.older, "tampered": fw.tampered,
                 "bad_sha256": fw.bad_sha256, "bad_checksum": fw.bad_checksum, "wrong_chip": fw.wrong_chip,
-                "truncated": fw.truncated, "truncated_header": fw.truncated_header, "random": fw.random}
+                "truncated": fw.truncated, "truncated_header": fw.truncated_header, "random": fw.random,
+                "lower_secure_version": fw.lower_secure_version}
     if variant not in variants:
         raise DeviceError(f"no firmware variant {variant!r} (known: {', '.join(variants)})")
     if variant == "tampered" and not manifest:

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ..console import parse_idf_log_line, strip_colours
 from ..errors import InfrastructureError
@@ -314,6 +315,8 @@ class EspIdfDevice(IdfAppDevice):
                              "wrong_chip", "truncated", "truncated_header", "random")}
     must_listen = True
     listen_timeout = 60.0
+    #: sdkconfig options of this configuration of the client, under the run's mutation (none: the project's own)
+    sdkconfig: ClassVar[Mapping[str, bool | int | str]] = {}
 
     def flasher_args(self) -> FlasherArgs:
         if self._build is None and self.spec.build_dir is None:
@@ -329,8 +332,8 @@ class EspIdfDevice(IdfAppDevice):
             raise DeviceError(f"board {self.board.name}: the host build of device_fw/esp_idf "
                               f"(harness.emu.idf.build) is not available: {e}") from None
         mutation = self.bench.mutation_for(self.kind)
-        sdkconfig = mutation.apply() if mutation is not None else None
-        return build_app(sdkconfig=sdkconfig, ca_pem=self.bench.ca_pem())
+        sdkconfig = {**self.sdkconfig, **(mutation.apply() if mutation is not None else {})}
+        return build_app(sdkconfig=sdkconfig or None, ca_pem=self.bench.ca_pem())
 
     def prepare(self) -> None:
         if self.spec.build_dir is not None and self.bench.mutation_for(self.kind) is not None:
@@ -342,3 +345,23 @@ class EspIdfDevice(IdfAppDevice):
         if kind != "firmware":
             raise DeviceError(f"{self.kind} takes no {kind!r} updates")
         return publish_firmware(self, prefix, variant, manifest=True, server=server)
+
+
+class EspIdfAntiRollbackDevice(EspIdfDevice):
+    """The project's ESP-IDF client built with ESP-IDF's anti-rollback: ``CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK=y``
+    (its bootloader never boots an app whose ``secure_version`` is below the chip's eFuse, and burns the eFuse
+    up to the secure_version of the app it confirms) and ``CONFIG_BOOTLOADER_APP_SECURE_VERSION=2``.
+
+    Everything the client does otherwise is as ``esp-idf``'s; it also takes ``lower_secure_version`` (the next
+    version with secure_version 1), which it must refuse before writing. On a real board this burns eFuse bits
+    that never come back (builds with anti-rollback off, the project's default, ignore them, so the board still
+    runs those); a bench gives its build directory, built with those options; on a virtual board the harness
+    builds it.
+    """
+
+    kind = "esp-idf-anti-rollback"
+    capabilities = EspIdfDevice.capabilities | {Capability.ANTI_ROLLBACK}
+    variants = {"firmware": EspIdfDevice.variants["firmware"] + ("lower_secure_version",)}
+    #: the baseline's secure_version (what the chip's eFuse holds once the baseline is confirmed)
+    secure_version = 2
+    sdkconfig = {"BOOTLOADER_APP_ANTI_ROLLBACK": True, "BOOTLOADER_APP_SECURE_VERSION": secure_version}

@@ -14,8 +14,16 @@ import urllib.request
 import pytest
 from idf_fakes import PaperBench, idf_build, paper_board
 
-from harness.devices import Capability, DeviceError, EspIdfDevice, FlasherArgsError, IdfAppDevice, read_flasher_args
-from harness.esp import parse_image, verify_image
+from harness.devices import (
+    Capability,
+    DeviceError,
+    EspIdfAntiRollbackDevice,
+    EspIdfDevice,
+    FlasherArgsError,
+    IdfAppDevice,
+    read_flasher_args,
+)
+from harness.esp import parse_image, set_version, verify_image
 from harness.rig import DeviceSpec
 from harness.servers import HttpServer
 
@@ -227,3 +235,41 @@ def test_without_the_host_build_the_error_says_so(tmp_path, http, monkeypatch):
     with pytest.raises(DeviceError, match=r"the host build of device_fw/esp_idf \(harness.emu.idf.build\) is not "
                                           r"available"):
         device.baseline_parts()
+
+
+# -- the client built with anti-rollback ---------------------------------------------------------------------------
+def test_only_the_anti_rollback_build_has_anti_rollback_and_the_lower_secure_version_variant():
+    assert Capability.ANTI_ROLLBACK not in EspIdfDevice.capabilities
+    assert EspIdfAntiRollbackDevice.capabilities == EspIdfDevice.capabilities | {Capability.ANTI_ROLLBACK}
+    assert "lower_secure_version" in EspIdfAntiRollbackDevice.variants["firmware"]
+    assert "lower_secure_version" not in EspIdfDevice.variants["firmware"]
+    assert EspIdfDevice.sdkconfig == {}  # the project's defaults: anti-rollback off
+    assert EspIdfAntiRollbackDevice.sdkconfig == {"BOOTLOADER_APP_ANTI_ROLLBACK": True,
+                                                  "BOOTLOADER_APP_SECURE_VERSION": 2}
+
+
+def test_lower_secure_version_is_the_next_version_below_the_baseline_s_secure_version(tmp_path, http):
+    build = idf_build(tmp_path / "build")
+    app = build / "esp_ota_client.bin"
+    app.write_bytes(set_version(app.read_bytes(), "1", 2))
+    device = make(EspIdfAntiRollbackDevice, tmp_path, http, build)
+    pub = device.publish("firmware", "lower_secure_version", "/l")
+    image = fetch(http.url_for("/l/fw.bin"))
+    desc = parse_image(image, "esp32").app_desc
+    assert (pub.version, desc.version, desc.secure_version) == ("1.1", "1.1", 1)  # next_version("1")
+    assert verify_image(image, chip="esp32").ok  # well-formed: only its secure_version says no
+    assert json.loads(fetch(pub.url))["sha256"] == hashlib.sha256(image).hexdigest()
+    plain = make(EspIdfDevice, tmp_path, http, idf_build(tmp_path / "plain"))
+    with pytest.raises(ValueError, match="secure_version is 0"):
+        plain.publish("firmware", "lower_secure_version", "/p")
+
+
+def test_the_anti_rollback_build_is_host_built_with_its_options_and_its_mutation(tmp_path, http, host_build):
+    make(EspIdfAntiRollbackDevice, tmp_path, http).flasher_args()
+    make(EspIdfAntiRollbackDevice, tmp_path, http, mutation="skip-secure-version-check").flasher_args()
+    make(EspIdfDevice, tmp_path, http, mutation="skip-secure-version-check").flasher_args()  # not esp-idf's
+    assert [c["sdkconfig"] for c in host_build] == [
+        {"BOOTLOADER_APP_ANTI_ROLLBACK": True, "BOOTLOADER_APP_SECURE_VERSION": 2},
+        {"BOOTLOADER_APP_ANTI_ROLLBACK": True, "BOOTLOADER_APP_SECURE_VERSION": 2,
+         "OTA_CLIENT_MUTATION_SKIP_SECURE_VERSION_CHECK": True},
+        None]

@@ -193,3 +193,18 @@ def test_marking_a_new_version_valid_burns_its_secure_version(ready, secure_clie
                r"App is valid, rollback cancelled successfully")
     assert ready.control.stats()["efuse"] == {"secure_version": 3, "secure_version_bits": "0x00000007"}
     assert [e.state for e in as_entries(ready.flash(OTADATA, 0x2000))].count(OtaState.VALID) == 2
+
+
+def test_without_anti_rollback_the_bootloader_and_the_client_ignore_the_efuse(idf_board, tls, server,  # noqa: F811
+                                                                                tmp_path):
+    """The project's default build (anti-rollback off) on a chip whose eFuse an anti-rollback build burnt."""
+    Efuse(str(tmp_path / "plain.bin")).update_secure_version(5)
+    plain = build_app(ca_pem=tls.ca_pem)
+    b = idf_board(plain, "plain")
+    b.wait(r"Waiting for the firmware URL on the serial line")
+    assert "Enabled a check secure version" not in b.console()
+    b.since()
+    b.send(_manifest(server, "v2", set_version(plain.image, "2")))  # secure_version 0 < 5
+    b.wait(r"ota_client: Running firmware version: 2\r\n")
+    b.wait(r"App is valid, rollback cancelled successfully")
+    assert b.control.stats()["efuse"]["secure_version"] == 5

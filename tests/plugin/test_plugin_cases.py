@@ -31,7 +31,7 @@ def rig(tmp_path, monkeypatch):
           - name: esp32-0
             chip: esp32
             virtual: true
-            devices: [{kind: micropython, updates: [firmware, files]}, {kind: esp-idf}]
+            devices: [{kind: micropython, updates: [firmware, files]}, {kind: esp-idf}, {kind: esp-idf-anti-rollback}]
           - name: esp8266-0
             chip: esp8266
             virtual: true
@@ -46,7 +46,8 @@ def rig(tmp_path, monkeypatch):
 
 
 ALL = [("esp32-0", "micropython", "firmware"), ("esp32-0", "micropython", "files"), ("esp32-0", "esp-idf", "firmware"),
-       ("esp8266-0", "micropython", "files"), ("devkit", "idf-app", "firmware")]
+       ("esp32-0", "esp-idf-anti-rollback", "firmware"), ("esp8266-0", "micropython", "files"),
+       ("devkit", "idf-app", "firmware")]
 
 
 def test_every_board_device_and_update_kind(rig):
@@ -61,11 +62,15 @@ def test_only_devices_that_can_do_what_the_scenario_needs(rig):
     assert rig_cases(config, needs=(Capability.HEALTH_ROLLBACK,)) == digest
     assert rig_cases(config, needs=(Capability.REFUSES_SAME_VERSION,)) == ALL
     assert rig_cases(config, kinds=("files",)) == [c for c in ALL if c[2] == "files"]
+    # only the client built with anti-rollback has it
+    assert rig_cases(config, needs=(Capability.ANTI_ROLLBACK,)) == [("esp32-0", "esp-idf-anti-rollback", "firmware")]
 
 
 def test_a_mutation_run_has_the_cases_of_its_device_only(rig):
     assert rig_cases(FakeConfig(["scenarios"], rig=rig, mutation="skip-diagnostics")) == [
         ("esp32-0", "esp-idf", "firmware")]
+    assert rig_cases(FakeConfig(["scenarios"], rig=rig, mutation="skip-secure-version-check")) == [
+        ("esp32-0", "esp-idf-anti-rollback", "firmware")]
     assert rig_cases(FakeConfig(["scenarios"], rig=rig, mutation="files-write-in-place")) == [
         c for c in ALL if c[1] == "micropython"]
     assert rig_cases(FakeConfig(["scenarios"], rig=rig, boards=["devkit"], mutation="no-version-check")) == []
@@ -92,6 +97,7 @@ def test_the_scenarios_collect_one_case_per_applicable_triple(rig, tmp_path):
             if project_clients_only and case[1] == "idf-app" or firmware_only and case[2] != "firmware":
                 continue
             expected += [f"{test}[{case_id(*case)}{param}]" for param in params]
+    expected += ["test_lower_secure_version_is_refused_before_any_write[esp32-0-esp-idf-anti-rollback-firmware]"]
     assert ids == sorted(expected)
     assert "skipped" not in proc.stdout
 

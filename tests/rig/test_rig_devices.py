@@ -60,9 +60,11 @@ def load(rig_dir: Path, text: str):
 def test_emu_runs_the_agent_on_both_boards_and_the_esp_idf_client_on_the_esp32():
     rig = load_rig("emu")
     assert [(b.name, [(d.kind, d.updates) for d in b.devices]) for b in rig.boards] == [
-        ("esp32-0", [("micropython", ["firmware", "files"]), ("esp-idf", ["firmware"])]),
+        ("esp32-0", [("micropython", ["firmware", "files"]), ("esp-idf", ["firmware"]),
+                     ("esp-idf-anti-rollback", ["firmware"])]),
         ("esp8266-0", [("micropython", ["files"])])]
-    assert rig.boards[0].cases() == [("micropython", "firmware"), ("micropython", "files"), ("esp-idf", "firmware")]
+    assert rig.boards[0].cases() == [("micropython", "firmware"), ("micropython", "files"), ("esp-idf", "firmware"),
+                                     ("esp-idf-anti-rollback", "firmware")]
 
 
 def test_a_list_of_devices_with_their_own_settings(rig_dir):
@@ -118,9 +120,9 @@ def test_the_device_kinds_are_the_registry_s():
 
 MISTAKES = [
     ("unknown kind", REAL + "    devices:\n      - kind: zephyr   # <-\n",
-     "boards[0].devices[0].kind", "expected one of micropython, esp-idf, idf-app, got 'zephyr'"),
+     "boards[0].devices[0].kind", "expected one of micropython, esp-idf, esp-idf-anti-rollback, idf-app, got 'zephyr'"),
     ("kind missing", REAL + "    devices:\n      - updates: [firmware]   # <-\n",
-     "boards[0].devices[0].kind", "missing (one of micropython, esp-idf, idf-app)"),
+     "boards[0].devices[0].kind", "missing (one of micropython, esp-idf, esp-idf-anti-rollback, idf-app)"),
     ("empty list", REAL + "    devices: []   # <-\n",
      "boards[0].devices", "expected a list of device implementations ({kind: micropython, ...}), got an empty list"),
     ("twice", VIRTUAL + "    devices:\n      - {kind: micropython}\n      - {kind: micropython}   # <-\n",

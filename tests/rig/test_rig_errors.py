@@ -111,7 +111,7 @@ CASES = [
     ("virtual with power", HEAD + VIRTUAL + "    power: {kind: lcus, port: /dev/ttyUSB3}   # <-\n",
      "boards[0].power", "not for a virtual board: the harness starts it and owns its port and power"),
     ("device", HEAD + VIRTUAL + "    device: zephyr   # <-\n",
-     "boards[0].device", "expected one of micropython, esp-idf, idf-app, got 'zephyr'"),
+     "boards[0].device", "expected one of micropython, esp-idf, esp-idf-anti-rollback, idf-app, got 'zephyr'"),
     ("updates unknown", HEAD + VIRTUAL + "    updates: [firmware, fs]   # <-\n",
      "boards[0].updates[1]", "expected firmware or files, got 'fs'"),
     ("updates twice", HEAD + VIRTUAL + "    updates: [files, files]   # <-\n",

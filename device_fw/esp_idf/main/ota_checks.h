@@ -15,5 +15,6 @@ void ota_desc_version(const esp_app_desc_t *desc, char out[OTA_VERSION_MAX + 1])
 esp_err_t ota_check_version(const char *new_version);
 
 /* Refuses (ESP_ERR_OTA_SMALL_SEC_VER) an image whose secure_version is below
- * the one programmed in eFuse. */
+ * the one programmed in eFuse (called in builds with
+ * CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK only). */
 esp_err_t ota_check_secure_version(const esp_app_desc_t *desc);

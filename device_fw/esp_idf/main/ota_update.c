@@ -101,7 +101,9 @@ static esp_err_t check_image_desc(const esp_app_desc_t *desc)
 #if !CONFIG_OTA_CLIENT_MUTATION_SKIP_VERSION_CHECK
     err = ota_check_version(version);
 #endif
-#if !CONFIG_OTA_CLIENT_MUTATION_SKIP_SECURE_VERSION_CHECK
+    /* As advanced_https_ota does: only a build with anti-rollback has a secure version to keep (without it
+     * the bootloader and esp_ota_set_boot_partition ignore the eFuse, and so does the client). */
+#if CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK && !CONFIG_OTA_CLIENT_MUTATION_SKIP_SECURE_VERSION_CHECK
     if (err == ESP_OK) {
         err = ota_check_secure_version(desc);
     }
