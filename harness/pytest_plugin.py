@@ -439,7 +439,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     name = report.nodeid.split("::")[-1].split("[")[0]
     outcome = state["outcome"]
     reporter.ensure_newline()
-    reporter.write_line(f"{outcome:<7} {case['board']:<16} {case['device']:<12} {case['kind']:<9} "
+    device_width = max([12] + [len(d) for _b, d, _k in rig_cases(config)])  # the rig's devices line up
+    reporter.write_line(f"{outcome:<7} {case['board']:<16} {case['device']:<{device_width}} {case['kind']:<9} "
                         f"{state['seconds']:6.1f} s  {name}",
                         green=outcome == "PASSED", red=outcome in ("FAILED", "ERROR"), yellow=outcome == "SKIPPED")
 

@@ -204,10 +204,32 @@ def host_build(tmp_path, monkeypatch):
         calls.append({"sdkconfig": sdkconfig, "ca_pem": ca_pem})
         return types.SimpleNamespace(build_dir=build_dir)
 
+    from harness.emu.idf.build import HostBuildError
+
     module = types.ModuleType("harness.emu.idf.build")
     module.build_app = build_app
+    module.HostBuildError = HostBuildError
     monkeypatch.setitem(sys.modules, "harness.emu.idf.build", module)
     return calls
+
+
+def test_a_host_build_that_fails_gives_the_compiler_s_message_once(tmp_path, http, host_build):
+    build = sys.modules["harness.emu.idf.build"]
+    message = "esp_ota_client: the host build failed in main/ota_update.c:\nmain/ota_update.c:12: error: expected ';'"
+
+    def broken(project_dir=None, **kwargs):
+        host_build.append(kwargs)
+        raise build.HostBuildError(message)
+
+    build.build_app = broken
+    device = make(EspIdfDevice, tmp_path, http)
+    with pytest.raises(build.HostBuildError) as first:
+        device.baseline_parts()
+    assert str(first.value) == message
+    with pytest.raises(build.HostBuildError) as again:  # a later case of the run: one line, no second build
+        device.baseline_parts()
+    assert "\n" not in str(again.value) and "main/ota_update.c" in str(again.value)
+    assert "failed in an earlier case of this run" in str(again.value) and len(host_build) == 1
 
 
 def test_on_a_virtual_board_the_client_is_host_built_with_the_run_s_ca_and_mutation(tmp_path, http, host_build):
