@@ -63,9 +63,10 @@ def test_the_virtual_lcus_bench_passes():
     proc = rig_check("emu-lcus")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = table(proc.stdout)
-    # the ESP32 runs two device implementations: a baseline row for each
+    # the ESP32 runs three device implementations: a baseline row for each
     esp32 = [("esp32-0", c) for c in CHECKS if c != "baseline"] + [("esp32-0", "baseline micropython"),
-                                                                   ("esp32-0", "baseline esp-idf")]
+                                                                   ("esp32-0", "baseline esp-idf"),
+                                                                   ("esp32-0", "baseline esp-idf-anti-rollback")]
     assert sorted(rows) == sorted([WIFI, *esp32, *(("esp8266-0", c) for c in CHECKS)])
     assert all(result == "ok" for result, _ in rows.values()), proc.stdout
     assert rows[WIFI] == ("ok", "virtual boards need no Wi-Fi credentials")
@@ -81,7 +82,7 @@ def test_the_virtual_lcus_bench_passes():
     assert rows[("esp8266-0", "power")][1].endswith("channel 2: reported off, on after switching on")
     assert rows[("esp32-0", "chip")][1].startswith("ESP32-D0WD-V3")
     assert rows[("esp8266-0", "chip")][1].startswith("ESP8266EX")
-    assert proc.stdout.rstrip().endswith("10 of 10 checks passed")
+    assert proc.stdout.rstrip().endswith("11 of 11 checks passed")
 
 
 def test_one_board_is_checked_alone():
