@@ -60,6 +60,44 @@ class ChipRun:
     cause: str
     cut: CutPlan | None = None
     wifi_up: bool = True  # the bench's access point is reachable (the control channel can take it away)
+    trace: bool = False  # append every flash operation to the trace files (see FlashTrace)
+
+
+def trace_paths(flash_file: str) -> tuple[str, str]:
+    """The trace files of a flash file: ``<flash>.ops`` (one ``n kind addr size`` line per operation) and
+    ``<flash>.ops.data`` (the bytes of every program operation, concatenated in operation order)."""
+    return flash_file + ".ops", flash_file + ".ops.data"
+
+
+class FlashTrace:
+    """Appends each flash operation of this chip process to the trace files, as it starts.
+
+    Every line is written with one ``write`` to a file opened for appending, so a process killed at
+    any instant leaves whole lines of every operation it began (a torn one included).
+    """
+
+    def __init__(self, flash: NorFlash, flash_file: str):
+        ops_path, data_path = trace_paths(flash_file)
+        self.flash = flash
+        self._ops = os.open(ops_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._data = os.open(data_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        flash.on_program = self._program
+        flash.on_op = self._op
+
+    def _program(self, op: int, addr: int, data: bytes) -> None:
+        # a program's line and its bytes come from one hook, so they always go together
+        os.write(self._data, bytes(data))
+        os.write(self._ops, f"{op} program {addr} {len(data)}\n".encode())
+
+    def _op(self, op: int, kind: str, addr: int, length: int) -> None:
+        if kind != "program":
+            os.write(self._ops, f"{op} {kind} {addr} {length}\n".encode())
+
+    def close(self) -> None:
+        self.flash.on_op = None
+        self.flash.on_program = None
+        os.close(self._ops)
+        os.close(self._data)
 
 
 def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
@@ -75,6 +113,10 @@ def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
         if "cut" in message and flash_box:
             c = message["cut"]
             flash_box[0].cut = None if c is None else CutPlan(c["at_op"], c["policy"], c["seed"])
+        if "trace" in message and flash_box:
+            _set_trace(flash_box[0], bool(message["trace"]))
+            if uart is not None:
+                uart.event("trace", on=bool(message["trace"]), ops=flash_box[0].meta.get("ops"))
         if uart is not None:
             for listener in list(uart.control_listeners):
                 listener(message)
@@ -83,6 +125,8 @@ def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
         uart = ChipUart(sock, baud=115200, on_control=on_control)
         flash = NorFlash(cfg.flash_file, cfg.flash_size, cut=run.cut)
         flash_box.append(flash)
+        if run.trace:
+            _set_trace(flash, True)
         code = _run(cfg, run, uart, flash)
     except PowerCut as cut:
         if uart is not None:
@@ -99,6 +143,16 @@ def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+_trace: list[FlashTrace] = []
+
+
+def _set_trace(flash: NorFlash, on: bool) -> None:
+    if on and not _trace:
+        _trace.append(FlashTrace(flash, flash.path))
+    elif not on and _trace:
+        _trace.pop().close()
 
 
 def _run(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash) -> int:

@@ -16,6 +16,10 @@ stats          flash operation counters, erase counts, NOR violations, boots,
                MicroPython heap peaks (this boot and the last ones), the eFuse
                (``efuse``: ``secure_version``, ``secure_version_bits``)
 events         events since ``since`` (sequence number), e.g. boots and cuts
+trace          ``on``: true starts a fresh trace of every flash operation (in
+               ``<flash>.ops``, program bytes in ``<flash>.ops.data``; kept
+               across resets), false stops it; the chip confirms with a
+               ``trace`` event carrying its operation count
 wifi           ``up``: true/false: the bench's access point appears or vanishes
                (open connections break; kept across resets and power cycles)
 chip           forward ``message`` to the running chip
@@ -30,6 +34,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+from .chip import trace_paths
 from .efuse import Efuse
 from .flash import TEAR_POLICIES, CutPlan
 
@@ -136,6 +141,23 @@ def _wifi(sup: "Supervisor", req: dict) -> dict:
     return {"wifi": up}
 
 
+def _trace(sup: "Supervisor", req: dict) -> dict:
+    on = req.get("on")
+    if not isinstance(on, bool):
+        raise ControlError('trace needs "on": true or false')
+    ops_path, data_path = trace_paths(sup.opts.chip.flash_file)
+    if on:
+        for path in (ops_path, data_path):
+            with open(path, "wb"):
+                pass
+    sup.trace = on
+    if sup.chip is not None:
+        sup.send_control_to_chip({"trace": on})
+    sup._record("trace-request", on=on)
+    return {"trace": on, "ops": ops_path, "data": data_path, "ops_now": sup.meta.get("ops"),
+            "chip_running": sup.chip is not None}
+
+
 def _chip(sup: "Supervisor", req: dict) -> dict:
     message = req.get("message")
     if not isinstance(message, dict):
@@ -160,6 +182,7 @@ _COMMANDS = {
     "stats": _stats,
     "events": _events,
     "wifi": _wifi,
+    "trace": _trace,
     "chip": _chip,
     "quit": _quit,
 }
@@ -222,6 +245,10 @@ class ControlClient:
 
     def wifi(self, up: bool) -> None:
         self.request("wifi", up=up)
+
+    def trace(self, on: bool) -> dict:
+        """Start (a fresh trace) or stop tracing the flash operations; the reply names the trace files."""
+        return self.request("trace", on=on)
 
     def clear_cut(self) -> None:
         self.request("cut", clear=True)

@@ -46,6 +46,28 @@ _META_COUNTERS = (
 )
 
 
+def tear(policy: str, seed: int, op: int, old: bytes, target: bytes) -> bytes:
+    """What operation ``op`` leaves in flash when power is cut during it under ``policy``.
+
+    ``old`` is what the bytes held before, ``target`` what the completed operation would
+    leave (all 0xFF for an erase, ``old & data`` for a program). ``none``: nothing lands;
+    ``prefix``: only the first bytes land; ``random``: each bit the operation would change
+    changes with probability 1/2. Deterministic in (``seed``, ``op``).
+    """
+    rng = random.Random((seed << 32) ^ op)
+    if policy == "prefix":
+        keep = rng.randrange(0, len(target))
+        return target[:keep] + old[keep:]
+    if policy == "random":
+        old_i = int.from_bytes(old, "little")
+        tgt_i = int.from_bytes(target, "little")
+        mask = rng.getrandbits(8 * len(target)) & (old_i ^ tgt_i)
+        return (old_i ^ mask).to_bytes(len(target), "little")
+    if policy == "none":
+        return old
+    raise ValueError(f"unknown tear policy {policy!r} (known: {', '.join(TEAR_POLICIES)})")
+
+
 class FlashError(Exception):
     """A request the flash chip cannot perform (out of range, misaligned erase)."""
 
@@ -219,6 +241,7 @@ class NorFlash:
         self.meta = FlashMeta(meta_path(path), size)
         self.cut = cut
         self.on_op = None  # optional hook(op_number, kind, addr, length) for tracing
+        self.on_program = None  # optional hook(op_number, addr, data): the bytes a program operation asks for
         self.jedec_id = jedec_id(size)
         self.sfdp = sfdp_table(size)
 
@@ -277,6 +300,8 @@ class NorFlash:
         new_i = int.from_bytes(data, "little")
         bad = new_i & ~old_i
         op = self._next_op("program", addr, len(data))
+        if self.on_program is not None:
+            self.on_program(op, addr, data)
         result = (old_i & new_i).to_bytes(len(data), "little")
         if self._is_cut(op):
             self._tear(op, "program", addr, result)
@@ -314,19 +339,8 @@ class NorFlash:
         """Apply operation ``op`` partially according to the cut policy, then cut power."""
         cut = self.cut
         assert cut is not None
-        rng = random.Random((cut.seed << 32) ^ op)
         old = bytes(self._mem[addr : addr + len(target)])
-        if cut.policy == "prefix":
-            keep = rng.randrange(0, len(target))
-            torn = target[:keep] + old[keep:]
-        elif cut.policy == "random":
-            # Each bit the operation would change flips with probability 1/2.
-            old_i = int.from_bytes(old, "little")
-            tgt_i = int.from_bytes(target, "little")
-            mask = rng.getrandbits(8 * len(target)) & (old_i ^ tgt_i)
-            torn = (old_i ^ mask).to_bytes(len(target), "little")
-        else:
-            torn = old
+        torn = tear(cut.policy, cut.seed, op, old, target)
         if torn != old:
             self._apply(addr, torn)
         raise PowerCut(op, kind, addr, cut.policy)

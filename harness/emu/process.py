@@ -107,6 +107,7 @@ class Supervisor:
         self.forced_download: bool | None = None
         self.cut: CutPlan | None = None
         self.wifi_up = True
+        self.trace = False  # chip processes append their flash operations to the trace files (control "trace")
         self.events: deque[dict] = deque(maxlen=2000)
         # MicroPython heap use: the boot in progress and the finished ones (most recent last).
         self.heap_current: dict | None = None
@@ -195,7 +196,8 @@ class Supervisor:
         download = self.pending_download if self.forced_download is None else self.forced_download
         self.pending_start = None
         self.forced_download = None
-        self._start_chip(ChipRun(download=download, cause=self.pending_cause, cut=self.cut, wifi_up=self.wifi_up))
+        self._start_chip(ChipRun(download=download, cause=self.pending_cause, cut=self.cut, wifi_up=self.wifi_up,
+                                    trace=self.trace))
 
     def _start_chip(self, run: ChipRun) -> None:
         parent, child = socket.socketpair()
@@ -265,11 +267,14 @@ class Supervisor:
         reason = EXIT_NAMES.get(code, f"exit {code}")
         self._record("chip-stop", pid=chip.pid, reason=reason)
         if code == EXIT_REBOOT:
-            self._start_chip(ChipRun(download=False, cause=CAUSE_SOFTWARE, cut=self.cut, wifi_up=self.wifi_up))
+            self._start_chip(ChipRun(download=False, cause=CAUSE_SOFTWARE, cut=self.cut, wifi_up=self.wifi_up,
+                                    trace=self.trace))
         elif code == EXIT_WATCHDOG:
-            self._start_chip(ChipRun(download=False, cause=CAUSE_WATCHDOG, cut=self.cut, wifi_up=self.wifi_up))
+            self._start_chip(ChipRun(download=False, cause=CAUSE_WATCHDOG, cut=self.cut, wifi_up=self.wifi_up,
+                                    trace=self.trace))
         elif code == EXIT_DEEPSLEEP:
-            self._start_chip(ChipRun(download=False, cause=CAUSE_DEEPSLEEP, cut=self.cut, wifi_up=self.wifi_up))
+            self._start_chip(ChipRun(download=False, cause=CAUSE_DEEPSLEEP, cut=self.cut, wifi_up=self.wifi_up,
+                                    trace=self.trace))
         elif code == EXIT_CUT:
             self.cut = None
             self.powered = False
