@@ -55,6 +55,8 @@ class Recording:
     new_version: str = ""
     outcome: str = ""  # how the update ended: "confirmed", "rollback", "refused", ...
     seconds: float = 0.0
+    #: the chip's anti-rollback eFuse (SECURE_VERSION) at the trigger
+    efuse_secure_version: int = 0
 
     def target(self, op: FlashOp, old: bytes) -> bytes:
         """What ``op`` leaves in flash when it completes over ``old`` (flash.py's rules: erase -> 0xFF,
@@ -167,6 +169,7 @@ def record_update(case: OtaCase, variant: str = "next", *, prepare: bool = True,
         files_region = (vfs.offset, vfs.size) if vfs is not None else None
 
     ops_at = _settled_ops(control)
+    efuse = board.efuse_secure_version() or 0
     seq = control.status()["event_seq"]
     reply = control.trace(True)
     control.wait_event("trace", since=seq, timeout=10, on=True)
@@ -197,7 +200,7 @@ def record_update(case: OtaCase, variant: str = "next", *, prepare: bool = True,
     rec = Recording(device=case.device.kind, kind=case.kind, variant=variant, ops=ops, before=before, after=after,
                     table=table, chip=board.chip, data=data, ops_at_trigger=ops_at, files_region=files_region,
                     old_version=case.baseline_version, new_version=pub.version, outcome=outcome,
-                    seconds=round(seconds, 3))
+                    seconds=round(seconds, 3), efuse_secure_version=efuse)
     check_recording(rec)
     return rec
 
