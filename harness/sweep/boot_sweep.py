@@ -65,6 +65,7 @@ class BootSweepResult:
     states: int = 0  # flash states checked (operations x policies)
     failures: list[BootFailure] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)  # "old" / "new" / "failed": states
+    by_phase: dict[str, dict[str, int]] = field(default_factory=dict)  # the same per phase of the cut operation
     old: str = ""  # "ota_0 (v1.23.0)": what the flash before the update boots
     new: str = ""  # what the flash after it boots
     image_checks: int = 0  # images actually verified (the rest came from the cache)
@@ -89,8 +90,8 @@ class BootSweepResult:
         return {"device": self.device, "kind": self.kind, "variant": self.variant, "applicable": self.applicable,
                 "reason": self.reason, "operations": self.operations, "policies": list(self.policies),
                 "states": self.states, "failures": [f.__dict__ | {"line": f.line()} for f in self.failures],
-                "outcomes": self.outcomes, "old": self.old, "new": self.new, "image_checks": self.image_checks,
-                "seconds": self.seconds}
+                "outcomes": self.outcomes, "by_phase": self.by_phase, "old": self.old, "new": self.new,
+                "image_checks": self.image_checks, "seconds": self.seconds}
 
 
 class _BootModel:
@@ -198,6 +199,8 @@ def sweep_boot(rec: Recording, policies: tuple[str, ...] | list[str] = TEAR_POLI
             result.states += 1
             label, version = _describe(decision)
             which = valid.get((label, version)) if label is not None else None
+            phase = result.by_phase.setdefault(op.phase, {"old": 0, "new": 0, "failed": 0})
+            phase[which or "failed"] += 1
             if which is None:
                 outcomes["failed"] += 1
                 result.failures.append(BootFailure(op.n, index, op.kind, op.addr, op.phase, policy, label, version,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..chips import chip as chip_class
 from ..emu.flash import SECTOR_SIZE
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def record_update(case: OtaCase, variant: str = "next", *, prepare: bool = True,
     pub = case.publish(variant)
     control = board.virtual.control
     flash_path = Path(board.virtual.info["flash_file"])
-    table = board.partition_table() if board.chip != "esp8266" else None
+    table = board.partition_table() if chip_class(board.chip).has_partition_table else None
     files_region = case.device.files_region()
     if files_region is None and table is not None:
         vfs = table.find("vfs")

@@ -114,6 +114,7 @@ def test_a_non_atomic_otadata_write_is_caught_with_the_op_the_policy_and_what_bo
     assert "no valid otadata entry: the default is ota_0" in first.why and "neither" in first.why
     assert "op 2 (#2, erase 0xe000, otadata) torn 'none': boots ota_0 (1.0.0)" in result.summary()
     assert result.to_dict()["failures"][0]["policy"] == "prefix"
+    assert result.by_phase["otadata"]["failed"] == 5 and result.by_phase["image"]["failed"] == 1
 
 
 def test_policies_can_be_chosen_and_unknown_ones_are_refused():
