@@ -104,6 +104,14 @@ AGENT_MUTATIONS = {m.name: m for m in (
     Mutation("tls-no-verify", "otahttp.py",
              (("ctx.verify_mode = ssl.CERT_REQUIRED", "ctx.verify_mode = ssl.CERT_NONE"),),
              "wrong server certificate"),
+    # The slot record replaced non-atomically: the old one removed, then the new one written. (Rewriting it in
+    # place with open("w") would still be atomic on littlefs, which commits a file only when it is closed.)
+    Mutation("files-state-not-atomic", "otafiles.py",
+             (('    tmp = STATE + ".new"\n    with open(tmp, "w") as f:\n        json.dump(st, f)\n'
+               '    os.rename(tmp, STATE)\n',
+               '    try:\n        os.remove(STATE)\n    except OSError:\n        pass\n'
+               '    with open(STATE, "w") as f:\n        json.dump(st, f)\n'),),
+             "the power-cut sweep (files): harness/sweep/system.py"),
 )}
 
 #: the C client's test switches (``/tmp/contract-idf.md`` section 1) and ESP-IDF's own TLS options

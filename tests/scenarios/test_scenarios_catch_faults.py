@@ -51,11 +51,15 @@ CASES = [
 #: mutations no scenario can catch yet
 WITHOUT_A_SCENARIO: set[str] = set()
 
+#: mutations only the power-cut sweep catches: its tests show it (tests/sweep/test_system_sweep.py,
+#: tests/bench/test_power_cut_sweep_cli.py); the one cut a scenario makes (40% into the download) misses them
+CAUGHT_BY_THE_SWEEP = {"files-state-not-atomic"}
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_every_mutation_has_a_case():
-    assert sorted(MUTATIONS) == sorted({case[0] for case in CASES} | WITHOUT_A_SCENARIO)
+    assert sorted(MUTATIONS) == sorted({case[0] for case in CASES} | WITHOUT_A_SCENARIO | CAUGHT_BY_THE_SWEEP)
     for name, _scenario, target, *_ in CASES:
         assert f"-{mutation(name).device}-" in target  # each runs on the device it belongs to
 
