@@ -159,7 +159,7 @@ def boot_level(rec, policies_: tuple[str, ...], seed: int) -> dict | None:
 def run_one(bench, spec, device: str, kind: str, args, say) -> dict:
     from harness.scenario import OtaCase
     from harness.sweep.record import record_update
-    from harness.sweep.system import sweep_system
+    from harness.sweep.system import choose_cuts, sweep_system
 
     who = f"{spec.name} {device} {kind}"
     board = bench.board(spec.name)
@@ -171,6 +171,11 @@ def run_one(bench, spec, device: str, kind: str, args, say) -> dict:
     say(f"{who}: {len(rec.ops)} flash operations ({phases}), {rec.old_version} -> {rec.new_version} "
         f"{rec.outcome}, recorded in {time.monotonic() - t0:.1f} s")
     boot = None if args.no_boot_sweep or args.cut else boot_level(rec, args.policies, args.seed)
+    if boot is not None:
+        say("  " + "\n  ".join(boot["summary"].splitlines()))
+    points = args.cut or choose_cuts(rec, args.sample, args.seed)
+    say(f"{who}: system level: {len(points)} cut points x {len(args.policies)} tear policies = "
+        f"{len(points) * len(args.policies)} cuts")
 
     def progress(r) -> None:
         mark = "ok  " if r.recovered else "FAIL"
