@@ -225,11 +225,25 @@ def _one_cut(case: OtaCase, rec: Recording, r: CutResult, control, flash_path, s
         r.outcome = "inconsistent"
         r.detail += f"the device runs version {r.version}, neither the old {old} nor the new {new}"
         return
-    mark = board.console.mark()
-    state = board.boot_state()
-    if board.last_read_reset:  # read with esptool after all: the board was reset
-        case.ready(since=mark, timeout=ready_timeout)
-    disagree = _disagreement(case, state, r.version)
+    disagree = _disagreement(case, _read_state(case, ready_timeout), r.version)
+    if disagree and r.version == new:
+        # a device may say ready before it confirms the new version (the ESP-IDF client does): the boot state
+        # agrees once it has confirmed it, or the device rolls back and runs the old one
+        try:
+            done = case.expect(("confirmed", "rollback"), since=ready.at,
+                               timeout=board.spec.confirm_timeout + ready_timeout)
+        except DeviceSilent:
+            done = None
+        if done is not None:
+            if done.name == "rollback":
+                try:
+                    ready = case.ready(since=done.at, timeout=ready_timeout)
+                except DeviceSilent:
+                    r.outcome = "bricked"
+                    r.detail += f"rolled back, then no ready within {ready_timeout:.0f} s"
+                    return
+                r.version = case.running_version(ready)
+            disagree = _disagreement(case, _read_state(case, ready_timeout), r.version)
     if disagree:
         r.outcome = "inconsistent"
         r.detail += disagree
@@ -243,6 +257,15 @@ def _one_cut(case: OtaCase, rec: Recording, r: CutResult, control, flash_path, s
         r.detail += failed
         return
     r.outcome = "recovered-old"
+
+
+def _read_state(case: OtaCase, ready_timeout: float):
+    board = case.board
+    mark = board.console.mark()
+    state = board.boot_state()
+    if board.last_read_reset:  # read with esptool after all: the board was reset
+        case.ready(since=mark, timeout=ready_timeout)
+    return state
 
 
 def _disagreement(case: OtaCase, state, version: str) -> str:
