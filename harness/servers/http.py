@@ -318,6 +318,13 @@ class HttpServer(TcpServerBase):
             raise KeyError(f"nothing registered at {path}")
         blob.fault = plan
 
+    def body(self, path: str) -> bytes:
+        """What ``path`` serves (before any fault plan changes it)."""
+        blob = self._lookup(self._norm(path))
+        if blob is None:
+            raise KeyError(f"nothing registered at {path}")
+        return blob.read()
+
     def set_chunked(self, path: str, chunked: bool | None = True) -> None:
         """Serve one registered path with ``Transfer-Encoding: chunked`` (True), a Content-Length (False) or as the
         server does (None)."""

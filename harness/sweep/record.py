@@ -12,6 +12,7 @@ every operation on ``before`` gives exactly ``after``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,12 +199,41 @@ def record_update(case: OtaCase, variant: str = "next", *, prepare: bool = True,
     after = flash_path.read_bytes()
     ops, data = read_trace(reply["ops"], reply["data"], table, files_region)
     ops = [op for op in ops if op.n > ops_at]
+    ops = file_data_as_image(ops, data, [case.http.body(path) for path in pub.paths])
     rec = Recording(device=case.device.kind, kind=case.kind, variant=variant, ops=ops, before=before, after=after,
                     table=table, chip=board.chip, data=data, ops_at_trigger=ops_at, files_region=files_region,
                     old_version=case.baseline_version, new_version=pub.version, outcome=outcome,
                     seconds=round(seconds, 3), efuse_secure_version=efuse)
     check_recording(rec)
     return rec
+
+
+def file_data_as_image(ops: list[FlashOp], data: dict[int, bytes], contents: list[bytes]) -> list[FlashOp]:
+    """File-system operations that write the update's own bytes are its bulk data ("image"), like an app slot's:
+    a program whose bytes (past the block's first 32, where littlefs keeps its skip-list pointers) are part of
+    a published file, and an erase whose sector is next programmed with such bytes. Everything else in the file
+    system (directory pairs, the slot record, renames) stays "filesystem": each of those is a cut point."""
+    if not contents:
+        return ops
+    def carries_content(op: FlashOp) -> bool:
+        body = data.get(op.n, b"")
+        if len(body) >= 96:
+            body = body[32:]
+        return len(body) >= 64 and any(body in content for content in contents)
+
+    phases = [op.phase for op in ops]
+    for i, op in enumerate(ops):
+        if op.phase == "filesystem" and op.kind == "program" and carries_content(op):
+            phases[i] = "image"
+    for i, op in enumerate(ops):
+        if op.phase != "filesystem" or op.kind != "erase":
+            continue
+        sector = op.addr - op.addr % SECTOR_SIZE
+        later = next((j for j in range(i + 1, len(ops)) if ops[j].kind == "program"
+                      and sector <= ops[j].addr < sector + SECTOR_SIZE), None)
+        if later is not None and phases[later] == "image":
+            phases[i] = "image"
+    return [op if phase == op.phase else dataclasses.replace(op, phase=phase) for op, phase in zip(ops, phases)]
 
 
 def check_recording(rec: Recording) -> None:

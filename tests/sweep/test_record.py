@@ -9,7 +9,7 @@ import pytest
 from harness.emu.chip import FlashTrace, trace_paths
 from harness.emu.flash import SECTOR_SIZE, CutPlan, NorFlash, PowerCut, create_flash_file, tear
 from harness.sweep import FlashOp, Recording
-from harness.sweep.record import RecordingError, check_recording, phase_of, read_trace
+from harness.sweep.record import RecordingError, check_recording, file_data_as_image, phase_of, read_trace
 
 SIZE = 0x10000
 
@@ -75,6 +75,20 @@ def test_phases_follow_the_partition_table():
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+def test_file_system_writes_of_the_update_s_own_bytes_are_its_bulk_data():
+    content = bytes(range(256)) * 40
+    fs = 0x300000
+    ops = [FlashOp(1, "erase", fs, SECTOR_SIZE, "filesystem"),           # the sector the data goes to
+           FlashOp(2, "program", fs, 256, "filesystem"),                 # data (littlefs pointers first)
+           FlashOp(3, "erase", fs + 0x1000, SECTOR_SIZE, "filesystem"),  # a metadata pair
+           FlashOp(4, "program", fs + 0x1000, 64, "filesystem"),         # the slot record's commit
+           FlashOp(5, "program", 0x10000, 256, "image")]
+    data = {2: b"\x01\x02\x03\x04" * 8 + content[1000:1224], 4: b"record" + bytes(58), 5: bytes(256)}
+    phases = [op.phase for op in file_data_as_image(ops, data, [content])]
+    assert phases == ["image", "image", "filesystem", "filesystem", "image"]
+    assert [op.phase for op in file_data_as_image(ops, data, [])] == [op.phase for op in ops]
+
+
 def test_recording_the_agent_s_firmware_update_on_a_virtual_board(tmp_path):
     from harness.rig import load_rig
     from harness.scenario import OtaBench, OtaCase
