@@ -112,7 +112,7 @@ def run_chip(cfg: ChipConfig, sock: socket.socket, run: ChipRun) -> None:
         # The supervisor re-arms or clears the power cut while the chip runs.
         if "cut" in message and flash_box:
             c = message["cut"]
-            flash_box[0].cut = None if c is None else CutPlan(c["at_op"], c["policy"], c["seed"])
+            flash_box[0].cut = None if c is None else CutPlan(c["at_op"], c["policy"], c["seed"], c.get("base", 0))
         if "trace" in message and flash_box:
             _set_trace(flash_box[0], bool(message["trace"]))
             if uart is not None:

@@ -11,7 +11,8 @@ power          ``on``: true/false. Off kills the chip process at once.
 reset          pulse EN like the reset button; ``download``: hold BOOT too
 cut            arm a power cut: ``at_op`` (absolute operation number) or
                ``after_ops`` (counted from now), ``policy`` none|prefix|random,
-               ``seed``; ``clear``: true disarms
+               ``seed``, ``base`` (the tear is drawn for operation at_op - base);
+               ``clear``: true disarms
 stats          flash operation counters, erase counts, NOR violations, boots,
                MicroPython heap peaks (this boot and the last ones), the eFuse
                (``efuse``: ``secure_version``, ``secure_version_bits``)
@@ -69,7 +70,8 @@ def _status(sup: "Supervisor", req: dict) -> dict:
         "chip_state": sup.chip_state,
         "mode": (None if sup.chip is None else ("download" if sup.chip.run.download else "flash")),
         "serial_client": None if sup.serial_client is None else sup.serial_client.kind,
-        "cut": None if cut is None else {"at_op": cut.at_op, "policy": cut.policy, "seed": cut.seed},
+        "cut": None if cut is None else {"at_op": cut.at_op, "policy": cut.policy, "seed": cut.seed,
+                                         "base": cut.base},
         "event_seq": sup.event_seq,
         "wifi": sup.wifi_up,
         **sup.endpoints(),
@@ -109,10 +111,11 @@ def _cut(sup: "Supervisor", req: dict) -> dict:
         at = ops_now + n
     else:
         raise ControlError('cut needs "at_op" or "after_ops" (or "clear": true)')
-    plan = CutPlan(at_op=at, policy=policy, seed=int(req.get("seed", 0)))
+    plan = CutPlan(at_op=at, policy=policy, seed=int(req.get("seed", 0)), base=int(req.get("base", 0)))
     sup.cut = plan
-    sup.send_control_to_chip({"cut": {"at_op": plan.at_op, "policy": plan.policy, "seed": plan.seed}})
-    return {"cut": {"at_op": plan.at_op, "policy": plan.policy, "seed": plan.seed}, "ops_now": ops_now}
+    armed = {"at_op": plan.at_op, "policy": plan.policy, "seed": plan.seed, "base": plan.base}
+    sup.send_control_to_chip({"cut": armed})
+    return {"cut": armed, "ops_now": ops_now}
 
 
 def _stats(sup: "Supervisor", req: dict) -> dict:
@@ -235,8 +238,8 @@ class ControlClient:
         self.request("reset", download=download)
 
     def arm_cut(self, *, at_op: int | None = None, after_ops: int | None = None,
-                policy: str = "prefix", seed: int = 0) -> dict:
-        args: dict[str, Any] = {"policy": policy, "seed": seed}
+                policy: str = "prefix", seed: int = 0, base: int = 0) -> dict:
+        args: dict[str, Any] = {"policy": policy, "seed": seed, "base": base}
         if at_op is not None:
             args["at_op"] = at_op
         if after_ops is not None:

@@ -125,6 +125,9 @@ class CutPlan:
     at_op: int
     policy: str = "prefix"
     seed: int = 0
+    #: the tear is drawn for operation ``op - base``: a sweep passes the counter at its trigger, so cut k of an
+    #: update tears the same way in every run, whatever the board's counter had reached
+    base: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in TEAR_POLICIES:
@@ -340,7 +343,7 @@ class NorFlash:
         cut = self.cut
         assert cut is not None
         old = bytes(self._mem[addr : addr + len(target)])
-        torn = tear(cut.policy, cut.seed, op, old, target)
+        torn = tear(cut.policy, cut.seed, op - cut.base, old, target)
         if torn != old:
             self._apply(addr, torn)
         raise PowerCut(op, kind, addr, cut.policy)

@@ -188,7 +188,7 @@ def sweep_boot(rec: Recording, policies: tuple[str, ...] | list[str] = TEAR_POLI
         target = rec.target(op, old)
         app = apps[op.n]
         for policy in policies:
-            torn = tear(policy, seed, op.n, old, target)
+            torn = tear(policy, seed, index, old, target)  # as the system-level cut ``index`` tears it
             if app is not None:
                 model.override[app.label] = (model.generation[app.label], op.n, policy) if torn != old else \
                     model.generation[app.label]

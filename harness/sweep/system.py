@@ -192,7 +192,7 @@ def _one_cut(case: OtaCase, rec: Recording, r: CutResult, control, flash_path, s
         r.detail = "the restored board's flash differs from the recording's (before the trigger); "
     pub = case.publish(rec.variant)
     seq = control.status()["event_seq"]
-    control.arm_cut(at_op=ops_now + r.cut, policy=r.policy, seed=seed)
+    control.arm_cut(at_op=ops_now + r.cut, policy=r.policy, seed=seed, base=ops_now)  # tears as cut r.cut does
     case.trigger(pub)
     try:
         control.wait_event("power", since=seq, timeout=update_timeout, on=False, reason="cut")

@@ -63,6 +63,25 @@ def test_a_cut_operation_is_in_the_trace_and_the_torn_bytes_are_what_tear_gives(
     assert Path(path).read_bytes()[0x1100:0x1200] == torn
 
 
+def test_a_cut_with_a_base_tears_as_the_same_cut_of_a_run_that_started_at_zero(tmp_path):
+    """A sweep arms cut k of an update at the board's counter + k: with the counter as the base, the tear is
+    the same in every run (and the same as the bootloader-level sweep's cut k)."""
+    def torn_after(ops_before: int) -> bytes:
+        p = str(tmp_path / f"flash-{ops_before}.bin")
+        create_flash_file(p, SIZE)
+        flash = NorFlash(p, SIZE)
+        for _ in range(ops_before):
+            flash.erase_sector(0x8000)
+        flash.cut = CutPlan(at_op=ops_before + 3, policy="random", seed=7, base=ops_before)
+        with pytest.raises(PowerCut):
+            traced_writes(flash)
+        flash.close()
+        return Path(p).read_bytes()[0x1100:0x1200]
+
+    assert torn_after(0) == torn_after(41) == tear("random", 7, 3, b"\xff" * 0x100, bytes(range(256))[0x80:] +
+                                                   bytes(range(256))[:0x80])
+
+
 def test_phases_follow_the_partition_table():
     from harness.esp.partition_table import PartitionTable
 
