@@ -21,7 +21,6 @@ from harness.emu.idf.build import DEFAULT_PROJECT, build_app
 from harness.esp.app_image import bootloader_config, parse_image, set_version
 from harness.esp.otadata import OtaSelectEntry, OtaState, as_entries
 from harness.firmware import micropython_baseline
-from harness.servers.http import HttpServer
 from harness.servers.tls import TlsMaterial
 
 pytestmark = [pytest.mark.timeout(300),
@@ -41,20 +40,10 @@ def secure_client(tls):
     return build_app(sdkconfig=SECURE, ca_pem=tls.ca_pem)
 
 
-@pytest.fixture
-def server():
-    srv = HttpServer()
-    srv.start()
-    yield srv
-    srv.stop()
-
 
 @pytest.fixture
 def ready(idf_board, secure_client):  # noqa: F811
-    b = idf_board(secure_client, "secure")
-    b.wait(r"ota_client: Running firmware version: 1\r\n")
-    b.wait(r"Waiting for the firmware URL on the serial line")
-    return b
+    return idf_board(secure_client, "secure").waiting_for_url()
 
 
 def _manifest(server, name: str, image: bytes) -> str:

@@ -39,21 +39,11 @@ def client(tls):
     return build_app(ca_pem=tls.ca_pem)
 
 
-@pytest.fixture
-def server():
-    srv = HttpServer()
-    srv.start()
-    yield srv
-    srv.stop()
-
 
 @pytest.fixture
 def ready(idf_board, client):  # noqa: F811
     """The client at version 1, connected and waiting for a URL."""
-    b = idf_board(client, "client")
-    b.wait(r"ota_client: Running firmware version: 1\r\n")
-    b.wait(r"Waiting for the firmware URL on the serial line")
-    return b
+    return idf_board(client, "client").waiting_for_url()
 
 
 def _states(board) -> list[tuple[int, int]]:

@@ -18,6 +18,7 @@ import pytest
 from harness.emu.idf.build import build_app
 from harness.emu.idf.nvs import Flash as NvsFlash
 from harness.emu.idf.nvs import NvsPartition
+from harness.servers.http import HttpServer
 from harness.transport import open_port
 
 pytestmark = pytest.mark.timeout(300)
@@ -72,6 +73,12 @@ class IdfBoard:
                                      f"{self.board.stderr_text()[-2000:]}")
             time.sleep(0.05)
 
+    def waiting_for_url(self, version: str = "1") -> IdfBoard:
+        """Wait until the OTA client runs ``version`` and waits for a URL on the serial line."""
+        self.wait(r"ota_client: Running firmware version: %s\r\n" % re.escape(version))
+        self.wait(r"Waiting for the firmware URL on the serial line")
+        return self
+
     def send(self, line: str) -> None:
         if self._port is None:
             # DTR and RTS released: opening the port must neither reset the chip nor select download mode
@@ -106,6 +113,15 @@ def idf_board(start_board, tmp_path):
     yield start
     for b in opened:
         b.close()
+
+
+@pytest.fixture
+def server():
+    """The harness's HTTP server, for a client on a board to update from."""
+    srv = HttpServer()
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 @pytest.fixture(scope="module")
