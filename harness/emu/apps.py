@@ -33,6 +33,7 @@ class AppContext:
     partition: object | None  # harness.esp.partition_table.Partition (ESP32) or None
     started: float = 0.0
     log: Callable[[str], None] | None = None
+    sdk: object | None = None  # harness.emu.boot_v1.SdkBoot when boot_v1.x chose an SDK user bin, else None
 
 
 # Runtimes by project name; the MicroPython runtime registers itself here.
