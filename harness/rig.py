@@ -79,11 +79,11 @@ DEFAULT_MQTT_PORT = 1883
 #: flash is erased and written in 4 KiB sectors, so a part that starts mid-sector would clobber its neighbour
 SECTOR = 0x1000
 
-_ROOT_KEYS = ("name", "host", "wifi", "mqtt", "leave_on", "boards")
+_ROOT_KEYS = ("name", "host", "wifi", "mqtt", "leave_on", "boards", "labgrid")
 _WIFI_KEYS = ("ssid_env", "key_env")
 _MQTT_KEYS = ("broker", "host", "port")
 _BOARD_KEYS = ("name", "chip", "flash_size", "virtual", "devices", "device", "baseline", "build_dir", "patterns",
-               "updates", "baud", "boot_timeout", "confirm_timeout", "port", "power")
+               "updates", "baud", "boot_timeout", "confirm_timeout", "port", "power", "place", "tags")
 #: the board keys of the single-device form, which ``devices:`` replaces
 _SINGLE_DEVICE_KEYS = ("device", "baseline", "build_dir", "patterns", "updates")
 _PART_KEYS = ("offset", "file")
@@ -201,6 +201,8 @@ class BoardSpec:
     #: a virtual board wired to this channel of the rig's virtual LCUS relay (``virtual: {power: lcus,
     #: channel: N}``); None: powered through its control endpoint
     relay_channel: int | None = None
+    #: a board of the labgrid farm: which places it may be (``place:`` or ``tags:``, ``harness.farm``)
+    farm: Any = None
 
     @property
     def device(self) -> str:
@@ -243,6 +245,8 @@ class Rig:
     leave_on: bool
     boards: list[BoardSpec]
     wifi_env: WifiEnv | None = None
+    #: ``labgrid:``: the farm's coordinator (``harness.farm.rigfile.FarmSettings``); None without a farm
+    labgrid: Any = None
 
     def select(self, names: Sequence[str]) -> list[BoardSpec]:
         """The boards named (all of them when ``names`` is empty), in rig order."""
@@ -642,13 +646,18 @@ def _rig(root: _Node | None, path: Path) -> Rig:
     mqtt = _optional(fields, "mqtt", _mqtt, MqttSpec())
     leave_on = _optional(fields, "leave_on", _boolean, False)
     boards = _boards(_required(root, fields, "boards", "a list of the bench's boards"), path.parent)
+    from .farm import rigfile as farm_rig
+
+    labgrid = _optional(fields, "labgrid", farm_rig.settings, None)
+    farm_rig.check_rig(fields, labgrid, boards)
 
     real = [board for board in boards if not board.virtual]
     if real and wifi_env is None:
         raise _Invalid(real[0].line, "wifi", f"missing: board {real[0].name} is real and joins Wi-Fi "
                                              f"(wifi: {{ssid_env: VAR, key_env: VAR}})")
     # a manually started virtual board behind a port URL is the one "real" board that can reach a loopback host
-    remote = [board.name for board in real if board.power.kind != "virtual"]
+    # (a labgrid place's address is known once it is acquired: harness.farm checks it then)
+    remote = [board.name for board in real if board.power is not None and board.power.kind != "virtual"]
     if remote and host != "auto" and _loopback(host):
         raise _Invalid(host_node.line, "host", f"{host} is this machine's loopback, which boards "
                                                f"{', '.join(remote)} cannot reach: use auto or the harness's "
@@ -657,7 +666,7 @@ def _rig(root: _Node | None, path: Path) -> Rig:
         name=name, path=path, host=_route_address(boards) if host == "auto" else host,
         wifi_ssid=None if wifi_env is None else os.environ.get(wifi_env.ssid_env),
         wifi_key=None if wifi_env is None else os.environ.get(wifi_env.key_env),
-        mqtt=mqtt, leave_on=leave_on, boards=boards, wifi_env=wifi_env)
+        mqtt=mqtt, leave_on=leave_on, boards=boards, wifi_env=wifi_env, labgrid=labgrid)
 
 
 def _loopback(host: str) -> bool:
@@ -736,7 +745,12 @@ def _board(node: _Node, rig_dir: Path) -> BoardSpec:
     chip = _choice(_required(node, fields, "chip", "esp32 or esp8266"), CHIPS)
     flash_size = _optional(fields, "flash_size", _flash_size, DEFAULT_FLASH_SIZE)
     virtual, relay_channel = _optional(fields, "virtual", _virtual, (False, None))
-    if virtual:
+    from .farm import rigfile as farm_rig
+
+    farm = farm_rig.board(node, fields)
+    if farm is not None:
+        port = power = None
+    elif virtual:
         for key in ("port", "power"):
             if key in fields:
                 raise _Invalid(fields[key].line, fields[key].path,
@@ -758,7 +772,7 @@ def _board(node: _Node, rig_dir: Path) -> BoardSpec:
         boot_timeout=_optional(fields, "boot_timeout", _seconds, DEFAULT_BOOT_TIMEOUT),
         confirm_timeout=_optional(fields, "confirm_timeout", _seconds,
                                   DEFAULT_CONFIRM_TIMEOUT_VIRTUAL if virtual else DEFAULT_CONFIRM_TIMEOUT),
-        line=node.line, relay_channel=relay_channel)
+        line=node.line, relay_channel=relay_channel, farm=farm)
 
 
 def _devices(node: _Node, fields: dict[str, _Node], chip: str, flash_size: int, virtual: bool,

@@ -50,7 +50,7 @@ CASES = [
      "host", "duplicate key (first given on line 1)"),
     # -- top level ---------------------------------------------------------------------------------------------
     ("unknown key", "hots: 127.0.0.1   # <-\nboards: []\n",
-     "hots", "unknown key (did you mean host? allowed: name, host, wifi, mqtt, leave_on, boards)"),
+     "hots", "unknown key (did you mean host? allowed: name, host, wifi, mqtt, leave_on, boards, labgrid)"),
     ("host missing", "boards:   # <-\n" + VIRTUAL,
      "host", "missing (the address boards reach the harness on: an IP address, a host name or auto)"),
     ("host bad", "host: my laptop   # <-\nboards:\n" + VIRTUAL,
@@ -89,7 +89,7 @@ CASES = [
     ("board unknown key", HEAD + VIRTUAL + "    boot_timout: 30   # <-\n",
      "boards[0].boot_timout", "unknown key (did you mean boot_timeout? allowed: name, chip, flash_size, virtual, "
                               "devices, device, baseline, build_dir, patterns, updates, baud, boot_timeout, "
-                              "confirm_timeout, port, power)"),
+                              "confirm_timeout, port, power, place, tags)"),
     ("board name missing", HEAD + "  - chip: esp32   # <-\n    virtual: true\n",
      "boards[0].name", "missing (the board's name)"),
     ("board name", HEAD + "  - name: ESP32 0   # <-\n    chip: esp32\n    virtual: true\n",
