@@ -19,6 +19,28 @@ is set, else ``c + 1``. ``gen_appbin.py`` computes ``abs(signed crc) -/+ 1`` wit
 Python 2's signed ``binascii.crc32``; the SDK's ``upgrade_crc_check`` runs a table
 CRC-32 from 0xFFFFFFFF without the final inversion (i.e. ``~c``) and takes ``abs()`` of
 it as a signed int. All three agree.
+
+**User bins for SDK FOTA** (:func:`build_user_bin`): what ``gen_appbin.py`` writes with boot
+mode 2. Its outer header differs from esptool's in bytes 2 and 3::
+
+    EA 04 00 <app: 1|2> <entry u32>     byte 3 = the slot the bin is linked for (user1/user2)
+
+The inner E9 header carries the SPI mode in byte 2 and ``map << 4 | speed`` in byte 3 (esptool
+reads bytes 2/3 of both headers, warns that they disagree and uses the inner ones).
+
+**Version record** (defined by this project; real SDK bins have none): the first 80 bytes of
+the irom0 segment (file offset 16)::
+
+    offset  size
+    0       8    magic b"SDKAPP\x00\x01"
+    8       32   version, NUL padded (e.g. "1.2.0")
+    40      32   project name, NUL padded
+    72      1    linked slot (1 or 2): the same as header byte 3 when the bin is sound
+    73      7    zero
+
+An app can therefore read its own version from flash-mapped memory, a FOTA client can read the
+version and slot of an incoming bin from its first packet, and the boot-state oracle can name
+what each slot holds. A host-built app (``payload``) follows the record, 16-byte aligned.
 """
 
 from __future__ import annotations
@@ -27,14 +49,16 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from .app_image import (
     CHECKSUM_SEED,
+    ESP8266_DRAM,
     ESP8266_IRAM,
     AppImage,
     ImageCheck,
     ParsedImage,
+    Segment,
     build_esp8266_app,
     filler,
     micropython_banner,
@@ -42,7 +66,7 @@ from .app_image import (
     verify_image,
     xor_checksum,
 )
-from .chips import ESP8266, KIB, parse_size
+from .chips import ESP8266, KIB, SPI_MODES, parse_size
 from .errors import ImageFormatError
 
 EA_MAGIC = 0xEA
@@ -179,11 +203,13 @@ def parse_ea_image(data: bytes) -> ParsedEaImage:
         raise ImageFormatError(f"image is truncated: SDK CRC at 0x{crc_offset:x} is missing", crc_offset)
     stored = struct.unpack_from("<I", data, crc_offset)[0]
     irom = data[irom_offset:inner_offset]
+    record = _decode_record(irom)
     m = _LINK_RE.search(irom[:256])
+    linked = record[2] if record is not None and record[2] in (1, 2) else (int(m.group(1)) if m else None)
     return ParsedEaImage(spi_mode=mode, size_freq=size_freq, entry=entry, header_count=count,
                          irom_offset=irom_offset, irom=irom, inner_offset=inner_offset, inner=inner,
                          crc_offset=crc_offset, stored_crc=stored, calculated_crc=sdk_crc(data[:crc_offset]),
-                         length=crc_offset + CRC_LEN, linked_slot=int(m.group(1)) if m else None)
+                         length=crc_offset + CRC_LEN, linked_slot=linked)
 
 
 def verify_ea_image(data: bytes, *, partition_size: int | None = None, address: int = 0) -> ImageCheck:
@@ -310,6 +336,35 @@ class FotaLayout:
         return cls(flash_size=flash, app_size=app, user1=SECTOR, user2=start2 * SECTOR, slot_size=sectors * SECTOR,
                    init_data=end - 4 * SECTOR, params=(end - 3 * SECTOR, end - 2 * SECTOR), flag=end - SECTOR)
 
+    @classmethod
+    def for_map_code(cls, code: int) -> FotaLayout:
+        """The layout of flash map ``code`` (the high nibble of the boot image's header byte 3)."""
+        if code not in MAP_CODES:
+            known = ", ".join(str(c) for c in MAP_CODES)
+            raise ValueError(f"flash map code {code} has no boot_v1.x user1/user2 layout (known: {known})")
+        flash, app = MAP_CODES[code]
+        return cls.for_map(flash, app)
+
+    @property
+    def map_code(self) -> int | None:
+        """The boot image header's map code for this layout (None if it is not one of the SDK's maps)."""
+        for code, (flash, app) in MAP_CODES.items():
+            if (flash, app) == (self.flash_size, self.app_size):
+                return code
+        return None
+
+    @property
+    def map_name(self) -> str:
+        """How boot_v1.x names the map: ``32Mbit(512KB+512KB)``."""
+        return f"{self.flash_size * 8 // (1024 * KIB)}Mbit({self.app_size // KIB}KB+{self.app_size // KIB}KB)"
+
+    @property
+    def fota_size(self) -> int:
+        """Bytes a FOTA client may write to a slot: the FOTA demo's limit of 58/122/250 sectors
+        for the 256+256/512+512/1024+1024 maps (:attr:`slot_size` is the SDK documentation's
+        figure, one sector more)."""
+        return self.slot_size - SECTOR
+
     def slot_address(self, slot: int) -> int:
         if slot == 1:
             return self.user1
@@ -317,6 +372,20 @@ class FotaLayout:
             return self.user2
         raise ValueError(f"slot must be 1 or 2, not {slot}")
 
+
+MAP_CODES: dict[int, tuple[int, int]] = {
+    0: (512 * KIB, 256 * KIB),
+    2: (1024 * KIB, 512 * KIB),
+    3: (2048 * KIB, 512 * KIB),
+    4: (4096 * KIB, 512 * KIB),
+    5: (2048 * KIB, 1024 * KIB),
+    6: (4096 * KIB, 1024 * KIB),
+    8: (8192 * KIB, 1024 * KIB),
+    9: (16384 * KIB, 1024 * KIB),
+}
+"""Flash map code (header byte 3, high nibble) -> (flash size, slot size): the SDK's
+``enum flash_size_map`` entries that have a user1/user2 layout (1 = 2 Mbit has none, 7 =
+2048+2048 is not supported by boot_v1.x; 8 and 9 are the SDK 2.x additions)."""
 
 LAYOUT_1MB_512 = FotaLayout.for_map("1MB", "512KB")
 """The seed-003 map: user1 0x1000, user2 0x81000, params 0xFD000/0xFE000, flag 0xFF000."""
@@ -439,18 +508,332 @@ def switch_slot_writes(state: FotaState, target_slot: int, layout: FotaLayout = 
     if target_slot not in (1, 2):
         raise ValueError(f"slot must be 1 or 2, not {target_slot}")
     new_params = replace(state.params, usr_bin=target_slot - 1, boot_status=1)
-    inactive = 1 - state.active_copy
-    new_flag = 1 if inactive == 1 else 0
+    return protected_save_writes(state.flag, new_params.encode(), layout)
+
+
+def protected_save_writes(flag_byte: int, data: bytes, layout: FotaLayout = LAYOUT_1MB_512) -> list[SectorWrite]:
+    """The SDK's protected parameter save as writes: ``data`` to the copy that is *not* current,
+    then the flag sector rewritten to name that copy.
+
+    This is the one description of the save in the project: the harness's slot switch, the
+    boot_v1.x model (first-boot initialisation, fallback marking) and, in C, the host SDK's
+    ``system_param_save_with_protect`` all do these two writes in this order. Apply them with
+    :func:`apply_protected_save` so each one is erase, program, read back.
+    """
+    if len(data) > SECTOR:
+        raise ValueError(f"parameters of {len(data)} bytes do not fit a {SECTOR}-byte sector")
+    target = 1 - active_param_copy(flag_byte)
     return [
-        SectorWrite(layout.params[inactive], new_params.encode()),
-        SectorWrite(layout.flag, bytes([new_flag]) + b"\xff" * 31),
+        SectorWrite(layout.params[target], bytes(data)),
+        SectorWrite(layout.flag, bytes([target]) + b"\xff" * 31),
     ]
+
+
+class SectorFlash(Protocol):
+    """What :func:`apply_protected_save` needs of a flash: the NOR model or anything like it."""
+
+    def read(self, addr: int, length: int) -> bytes: ...
+
+    def erase_sector(self, addr: int) -> None: ...
+
+    def program(self, addr: int, data: bytes) -> None: ...
+
+
+def apply_protected_save(flash: SectorFlash, writes: list[SectorWrite]) -> bool:
+    """Perform :func:`protected_save_writes` (or :func:`switch_slot_writes`) on ``flash``.
+
+    Each write is an erase, a program and a read-back; a read-back that differs stops the save
+    before the flag is touched and returns False (the old copy stays current). Given the NOR
+    model, every erase and page program is a flash operation a power cut can tear.
+    """
+    for w in writes:
+        flash.erase_sector(w.address)
+        if w.data:
+            flash.program(w.address, w.data)
+        if flash.read(w.address, len(w.data)) != w.data:
+            return False
+    return True
 
 
 def initial_fota_sectors(slot: int = 1, layout: FotaLayout = LAYOUT_1MB_512) -> dict[int, bytes]:
     """Parameter and flag sector contents that select ``slot`` (for building flash images)."""
-    params = BootParams(usr_bin=slot - 1, boot_status=1).encode()
+    raw = bytes([0xFF, 0xE0 | BOOT_V1_PARAM_VERSION]) + b"\xff" * 30
+    params = BootParams(usr_bin=slot - 1, boot_status=1, raw=raw).encode()
     return {layout.params[0]: params, layout.params[1]: b"\xff" * 32, layout.flag: b"\x00" + b"\xff" * 31}
+
+
+# ---------------------------------------------------------------------------
+# SDK user bins (gen_appbin boot mode 2) with the project's version record
+# ---------------------------------------------------------------------------
+VERSION_RECORD_MAGIC = b"SDKAPP\x00\x01"
+VERSION_RECORD = struct.Struct("<8s32s32sB7s")  # 80 bytes, see the module docstring
+VERSION_RECORD_OFFSET = 16  # file offset: the start of the irom0 segment's data
+SDK_ENTRY = ESP8266_IRAM + 0x4
+SPI_SPEEDS = {0x0: "40MHz", 0x1: "26.7MHz", 0x2: "20MHz", 0xF: "80MHz"}
+SPI_MODE_NAMES = {0: "QIO", 1: "QOUT", 2: "DIO", 3: "DOUT"}
+
+
+@dataclass(frozen=True)
+class UserBinDesc:
+    """What a user bin says about itself: its version record (empty strings and None when it
+    has none, as a real SDK bin) and header byte 3 (the slot gen_appbin linked it for)."""
+
+    project: str
+    version: str
+    linked_slot: int | None
+    header_slot: int
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+
+def _decode_record(irom: bytes) -> tuple[str, str, int] | None:
+    if len(irom) < VERSION_RECORD.size or irom[:8] != VERSION_RECORD_MAGIC:
+        return None
+    _magic, version, project, slot, _pad = VERSION_RECORD.unpack_from(irom)
+    return _text(project), _text(version), slot
+
+
+def version_record(slot: int, version: str, project: str = "app") -> bytes:
+    """The 80-byte version record for a bin linked for ``slot``."""
+    if slot not in (1, 2):
+        raise ValueError(f"slot must be 1 or 2, not {slot}")
+    fields = []
+    for what, value in (("version", version), ("project", project)):
+        raw = value.encode("utf-8")
+        if len(raw) > 31:
+            raise ValueError(f"{what} {value!r} is {len(raw)} bytes; the version record holds 31")
+        fields.append(raw)
+    return VERSION_RECORD.pack(VERSION_RECORD_MAGIC, fields[0], fields[1], slot, bytes(7))
+
+
+def _flash_byte3(map_code: int, flash_freq: str | int) -> int:
+    if map_code not in MAP_CODES:
+        FotaLayout.for_map_code(map_code)  # raises with the known codes
+    return (map_code << 4) | ESP8266.flash_freq_code(flash_freq)
+
+
+def build_user_bin(slot: int, version: str, *, project: str = "app", payload: bytes = b"", irom_size: int = 0,
+                   seed: int = 0, map_code: int = 4, spi_mode: str = "qio", flash_freq: str = "40m",
+                   ram_size: int = 0x2000) -> bytes:
+    """A user1/user2 bin as ``gen_appbin.py`` lays it out (boot mode 2), with the version record.
+
+    ``payload`` is placed verbatim after the record (irom0 offset 80, 16-byte aligned); a host
+    build puts its framed executable there. ``irom_size`` is the minimum irom0 length (the rest
+    is deterministic filler). user1 and user2 are different builds, as they are for the 512+512
+    maps: their RAM segments differ. The inner header carries ``spi_mode`` and
+    ``map_code << 4 | flash_freq`` as gen_appbin writes them.
+    """
+    record = version_record(slot, version, project)
+    irom = record + bytes(payload)
+    irom += bytes(-len(irom) % 16)
+    if irom_size > len(irom):
+        irom += filler(seed, f"irom{slot}", irom_size - len(irom))
+    irom += bytes(-len(irom) % 16)
+    app = build_esp8266_app(project=project, version=version, size=ram_size, seed=(seed << 2) | slot,
+                            spi_mode=spi_mode, flash_freq=flash_freq, entry=SDK_ENTRY)
+    inner = bytearray(app.to_bytes())
+    inner[3] = _flash_byte3(map_code, flash_freq)
+    out = struct.pack("<BBBBI", EA_MAGIC, EA_HEADER_COUNT, 0, slot, SDK_ENTRY)
+    out += struct.pack("<II", 0, len(irom)) + irom + bytes(inner)
+    return out + struct.pack("<I", sdk_crc(out))
+
+
+def read_user_bin_desc(data: bytes) -> UserBinDesc | None:
+    """The version record and header slot of a user bin, from its first 96 bytes or more.
+
+    None when ``data`` does not start with a gen_appbin boot-mode-2 header.
+    """
+    data = bytes(data[:VERSION_RECORD_OFFSET + VERSION_RECORD.size])
+    if len(data) < 8 or data[0] != EA_MAGIC or data[1] != EA_HEADER_COUNT:
+        return None
+    record = _decode_record(data[VERSION_RECORD_OFFSET:])
+    if record is None:
+        return UserBinDesc("", "", None, data[3])
+    project, version, slot = record
+    return UserBinDesc(project, version, slot if slot in (1, 2) else None, data[3])
+
+
+def _whole_bin(data: bytes) -> ParsedEaImage:
+    parsed = parse_ea_image(data)
+    if parsed.length != len(data):
+        raise ImageFormatError(f"user bin is {len(data)} bytes but its segments and CRC end at {parsed.length}",
+                               parsed.length)
+    return parsed
+
+
+def _recrc(data: bytes | bytearray) -> bytes:
+    out = bytearray(data)
+    struct.pack_into("<I", out, len(out) - CRC_LEN, sdk_crc(bytes(out[:-CRC_LEN])))
+    return bytes(out)
+
+
+def bad_crc(data: bytes) -> bytes:
+    """The bin with a wrong SDK CRC (everything else intact: it boots if it got switched to)."""
+    _whole_bin(data)
+    out = bytearray(data)
+    out[-CRC_LEN:] = bytes(b ^ 0x5A for b in out[-CRC_LEN:])
+    return bytes(out)
+
+
+def truncated(data: bytes, keep: int | None = None) -> bytes:
+    """The first ``keep`` bytes of the bin (default: half of it)."""
+    keep = len(data) // 2 if keep is None else keep
+    if not 0 <= keep < len(data):
+        raise ValueError(f"keep must be 0..{len(data) - 1} bytes of a {len(data)}-byte bin, not {keep}")
+    return bytes(data[:keep])
+
+
+def other_slot(data: bytes) -> bytes:
+    """The bin relabelled as linked for the other slot: header byte 3 and the record, CRC recomputed."""
+    parsed = _whole_bin(data)
+    slot = data[3]
+    if slot not in (1, 2):
+        raise ImageFormatError(f"header byte 3 is {slot}, not a slot (1 or 2)", 3)
+    out = bytearray(data)
+    out[3] = 3 - slot
+    if _decode_record(parsed.irom) is not None:
+        out[VERSION_RECORD_OFFSET + 72] = 3 - slot
+    return _recrc(out)
+
+
+def bad_magic(data: bytes) -> bytes:
+    """The bin with its inner E9 magic broken and the CRC recomputed: it passes the app's CRC check
+    and fails boot_v1.x's magic check."""
+    parsed = _whole_bin(data)
+    out = bytearray(data)
+    out[parsed.inner_offset] = 0x9E
+    return _recrc(out)
+
+
+def too_large(data: bytes, slot_size: int) -> bytes:
+    """The bin with its irom0 segment grown so the whole bin is longer than ``slot_size``."""
+    parsed = _whole_bin(data)
+    grow = max(16, slot_size - len(data) + 16)
+    grow += -grow % 16
+    irom = parsed.irom + bytes(grow)
+    out = data[:8] + struct.pack("<II", 0, len(irom)) + irom + data[parsed.inner_offset:parsed.crc_offset]
+    return out + struct.pack("<I", sdk_crc(out))
+
+
+def with_version(data: bytes, version: str) -> bytes:
+    """The bin restamped with ``version`` in its record, checksum and CRC recomputed."""
+    parsed = _whole_bin(data)
+    record = _decode_record(parsed.irom)
+    if record is None:
+        raise ImageFormatError("user bin has no version record at 0x10 (magic SDKAPP)", VERSION_RECORD_OFFSET)
+    project, _old, slot = record
+    out = bytearray(data)
+    out[VERSION_RECORD_OFFSET:VERSION_RECORD_OFFSET + VERSION_RECORD.size] = version_record(slot, version, project)
+    return rehash_ea(bytes(out))
+
+
+# ---------------------------------------------------------------------------
+# the boot image at 0x0 (the project's stand-in for boot_v1.x) and the SDK baseline
+# ---------------------------------------------------------------------------
+BOOT_V1_MARKER = b"esp-ota-hil boot_v1.x model\0"
+"""The string that makes the virtual ESP8266 run its boot_v1.x model for an image at 0x0."""
+BOOT_V1_VERSION_TEXT = "1.7(5d6f877)"
+"""What boot_v1.7 prints after ``2nd boot version : ``; the project's boot image prints the same."""
+BOOT_V1_PARAM_VERSION = 7
+"""The loader version boot_v1.7 writes into byte 1 of the parameters (inferred: the minor version)."""
+_BOOT_VERSION_RE = re.compile(rb"2nd boot version : ([0-9]+)\.([0-9]+)(\([0-9A-Za-z]+\))?")
+INIT_DATA_PLACEHOLDER = b"esp-ota-hil: placeholder for esp_init_data_default.bin".ljust(128, b"\0")
+"""128 bytes at sector N-4. The SDK's RF defaults are Espressif's; the virtual board reads nothing
+from this sector, and a bench is flashed with the SDK's own file."""
+
+
+@dataclass(frozen=True)
+class BootV1Info:
+    """A boot_v1.x image recognised at 0x0: the version text it prints, the version it writes into
+    the parameters, and whether it is the project's own boot image."""
+
+    version_text: str
+    version: int
+    ours: bool
+
+
+def build_boot_image(map_code: int = 4, *, spi_mode: str = "qio", flash_freq: str = "40m",
+                     version_text: str = BOOT_V1_VERSION_TEXT) -> bytes:
+    """The project's boot image for 0x0: an E9 image (under one sector) whose header carries the
+    SPI mode (byte 2) and ``map_code << 4 | flash_freq`` (byte 3), and whose data segment holds
+    :data:`BOOT_V1_MARKER` and the version line, by which the virtual ESP8266 recognises it.
+    No Espressif code: it only makes the virtual board behave like one running boot_v1.x."""
+    rodata = BOOT_V1_MARKER + f"2nd boot version : {version_text}\0".encode()
+    rodata += bytes(-len(rodata) % 4)
+    app = AppImage(chip=ESP8266.name, segments=(Segment(ESP8266_IRAM, filler(0, "boot_v1", 0x400)),
+                                                Segment(ESP8266_DRAM, rodata)),
+                   entry=ESP8266_IRAM + 0x4, spi_mode=SPI_MODES[spi_mode.lower()])
+    out = bytearray(app.to_bytes())
+    out[3] = _flash_byte3(map_code, flash_freq)
+    return bytes(out)
+
+
+def find_boot_v1(image: bytes) -> BootV1Info | None:
+    """Recognise a boot_v1.x at 0x0: the project's boot image (its marker) or an SDK
+    ``boot_v1.x.bin`` (it contains "2nd boot version"). ``image`` is the image's bytes."""
+    ours = BOOT_V1_MARKER in image
+    if not ours and b"2nd boot version" not in image:
+        return None
+    m = _BOOT_VERSION_RE.search(image)
+    if m is None:
+        return BootV1Info(BOOT_V1_VERSION_TEXT, BOOT_V1_PARAM_VERSION, ours)
+    text = m.group(0)[len(b"2nd boot version : "):].decode("ascii")
+    return BootV1Info(text, int(m.group(2)) & 0x1F, ours)
+
+
+@dataclass(frozen=True)
+class FlashSettings:
+    """Header bytes 2 and 3 of the image at 0x0, as boot_v1.x prints them."""
+
+    spi_mode: int
+    map_code: int
+    speed: int
+
+    @classmethod
+    def from_header(cls, header: bytes) -> FlashSettings:
+        if len(header) < 4:
+            raise ImageFormatError(f"image header needs 4 bytes, only {len(header)} present", 0)
+        return cls(header[2], header[3] >> 4, header[3] & 0xF)
+
+    @property
+    def mode_name(self) -> str:
+        return SPI_MODE_NAMES.get(self.spi_mode, f"unknown({self.spi_mode})")
+
+    @property
+    def speed_name(self) -> str:
+        return SPI_SPEEDS.get(self.speed, f"unknown({self.speed})")
+
+
+def sdk_baseline(flash_size: int | str, map_code: int, user1: bytes, *, boot: bytes | None = None) -> list:
+    """What a board in SDK FOTA layout is flashed with (a list of ``harness.firmware.FlashPart``).
+
+    The boot image at 0 (the project's, or ``boot``: on a bench the SDK's boot_v1.7.bin), user1
+    at 0x1000, :data:`INIT_DATA_PLACEHOLDER` at sector N-4 and blank.bin (one 0xFF sector) at N-2,
+    so the loader's first boot writes fresh parameters. N comes from the map code, which must fit
+    ``flash_size``.
+    """
+    from ..firmware import FlashPart
+
+    layout = FotaLayout.for_map_code(map_code)
+    size = parse_size(flash_size)
+    if layout.flash_size > size:
+        raise ValueError(f"flash map code {map_code} ({layout.map_name}) needs {layout.flash_size // KIB} KB "
+                         f"of flash, the board has {size // KIB} KB")
+    if len(user1) > layout.fota_size:
+        raise ValueError(f"user1 is {len(user1)} bytes; the slot holds {layout.fota_size}")
+    if boot is None:
+        boot = build_boot_image(map_code)
+    info = find_boot_v1(boot)
+    if len(boot) > layout.user1:
+        raise ValueError(f"boot image is {len(boot)} bytes; it must fit below user1 at 0x{layout.user1:x}")
+    return [
+        FlashPart(0, bytes(boot), "boot.bin" if info is None or info.ours else "boot_v1.7.bin"),
+        FlashPart(layout.user1, bytes(user1), "user1.bin"),
+        FlashPart(layout.init_data, INIT_DATA_PLACEHOLDER, "esp_init_data_default.bin"),
+        FlashPart(layout.params[1], b"\xff" * SECTOR, "blank.bin"),
+    ]
 
 
 __all__ = [
@@ -459,4 +842,9 @@ __all__ = [
     "SectorWrite", "active_param_copy", "build_ea_image", "check_sdk_crc", "decode_fota_state",
     "find_micropython_banner", "initial_fota_sectors", "parse_ea_image", "rehash_ea", "sdk_crc",
     "switch_slot_writes", "verify_ea_image", "v1_checksum",
+    "BOOT_V1_MARKER", "BOOT_V1_PARAM_VERSION", "BOOT_V1_VERSION_TEXT", "BootV1Info", "FlashSettings",
+    "INIT_DATA_PLACEHOLDER", "MAP_CODES", "SectorFlash", "UserBinDesc", "VERSION_RECORD", "VERSION_RECORD_MAGIC",
+    "apply_protected_save", "bad_crc", "bad_magic", "build_boot_image", "build_user_bin", "find_boot_v1",
+    "other_slot", "protected_save_writes", "read_user_bin_desc", "sdk_baseline", "too_large", "truncated",
+    "version_record", "with_version",
 ]
