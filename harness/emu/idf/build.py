@@ -71,6 +71,7 @@ from ...esp.partition_table import PartitionTable
 HERE = Path(__file__).resolve().parent
 INCLUDE_DIR = HERE / "include"
 SRC_DIR = HERE / "src"
+HOSTCALL_DIR = HERE.parent / "hostcall"  # the call framing shared with the other host-built runtimes
 ROOT = HERE.parents[2]
 DEVICE_FW = ROOT / "device_fw"
 DEFAULT_PROJECT = DEVICE_FW / "esp_idf"
@@ -478,7 +479,7 @@ def _compile(cc: str, work: Path, sources: list[Path], include_dirs: list[Path],
              "-Wno-unused-function", "-DESP_PLATFORM", f'-DIDF_VER="{IDF_VERSION}"', "-D_GNU_SOURCE",
              f"-fmacro-prefix-map={ROOT}/=", f"-fmacro-prefix-map={project_dir}/=./",
              "-fno-strict-aliasing", "-fno-common"]
-    incs = [f"-I{work / 'config'}", f"-I{INCLUDE_DIR}"] + [f"-I{d}" for d in include_dirs]
+    incs = [f"-I{work / 'config'}", f"-I{INCLUDE_DIR}", f"-I{HOSTCALL_DIR}"] + [f"-I{d}" for d in include_dirs]
     link = ["-pthread", "-lm"] + [f"-Wl,--wrap={name}" for name in WRAPPED]
     cmd = [cc, *flags, *incs, *map(str, sources), "-o", str(exe), *link]
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
@@ -562,9 +563,9 @@ def _cache_key(project_dir: Path, overrides: dict, ca_pem: bytes | None, version
 
     add("format", FORMAT.encode())
     add("builder", Path(__file__).read_bytes())
-    for path in sorted(INCLUDE_DIR.rglob("*")) + sorted(SRC_DIR.rglob("*")):
+    for path in sorted(INCLUDE_DIR.rglob("*")) + sorted(SRC_DIR.rglob("*")) + sorted(HOSTCALL_DIR.rglob("*")):
         if path.is_file():
-            add("rt:" + str(path.relative_to(HERE)), path.read_bytes())
+            add("rt:" + str(path.relative_to(HERE.parent)), path.read_bytes())
     for path in _project_files(project_dir):
         add("prj:" + str(path.relative_to(project_dir)), path.read_bytes())
     add("overrides", json.dumps(overrides, sort_keys=True, default=str).encode())
@@ -677,8 +678,8 @@ def _build(work: Path, project_dir: Path, overrides: dict, ca_pem: bytes | None,
     host = work / "host"
     host.mkdir()
     (host / "embedded_files.c").write_text(_embed_source(embedded))
-    sources = [s for comp in components for s in comp.srcs] + sorted(SRC_DIR.glob("*.c")) + [host /
-                                                                                            "embedded_files.c"]
+    sources = ([s for comp in components for s in comp.srcs] + sorted(SRC_DIR.glob("*.c"))
+               + sorted(HOSTCALL_DIR.glob("*.c")) + [host / "embedded_files.c"])
     missing = [s for s in sources if not s.is_file()]
     if missing:
         raise HostBuildError(f"{name}: source file {missing[0]} does not exist")

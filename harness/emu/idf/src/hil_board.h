@@ -1,10 +1,7 @@
 /* Private to the virtual ESP32 runtime: calls from the app process to the chip process (the board).
  *
- * A call is one frame on the request pipe: u32 length, then the operation name NUL-terminated,
- * then its arguments as items ('i' + i64 little endian, 'b' + u32 length + bytes). The reply is
- * u32 length, i32 status (ESP_OK or an esp_err_t / negative errno the board chose), then items of
- * the same kinds plus 'L' items: log lines the board's part of the API prints (level letter, tag,
- * NUL, text), printed here through esp_log in the order they come.
+ * Calls are framed as harness/emu/hostcall/hil_call.h says; a reply's status is ESP_OK or an esp_err_t /
+ * negative errno the board chose, and its 'L' items are printed here through esp_log in the order they come.
  */
 #pragma once
 
@@ -12,32 +9,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#define HIL_MAX_ITEMS 16
-
-typedef struct {
-    uint8_t *buf;
-    size_t len, cap;
-} hil_msg_t;
-
-typedef struct {
-    int32_t status;
-    int count;
-    char kind[HIL_MAX_ITEMS];
-    int64_t num[HIL_MAX_ITEMS];
-    const uint8_t *ptr[HIL_MAX_ITEMS];
-    uint32_t size[HIL_MAX_ITEMS];
-    uint8_t *raw; /* owns the memory ptr[] points into */
-} hil_reply_t;
-
-void hil_msg_init(hil_msg_t *m, const char *op);
-void hil_put_int(hil_msg_t *m, int64_t v);
-void hil_put_bytes(hil_msg_t *m, const void *p, size_t n);
-void hil_put_str(hil_msg_t *m, const char *s);
-/* Sends the call, waits for the reply, prints its log lines; returns reply->status. Frees m. */
-int32_t hil_call(hil_msg_t *m, hil_reply_t *reply);
-void hil_reply_free(hil_reply_t *reply);
-int64_t hil_int(const hil_reply_t *r, int index, int64_t fallback);
-const uint8_t *hil_bytes(const hil_reply_t *r, int index, size_t *len);
+#include "hil_call.h"  /* harness/emu/hostcall: the call framing shared with the other runtimes */
 
 /* Memory of the runtime itself: not counted against the app's heap. */
 void *hil_alloc(size_t n);
@@ -79,7 +51,3 @@ size_t hil_heap_min_free(void);
 /* Charge (or release, negative) memory the board-side part of an API takes on a real chip. */
 bool hil_heap_charge(long bytes);
 
-/* Exit codes the chip process understands. */
-#define HIL_EXIT_RESTART 40
-#define HIL_EXIT_PANIC   41
-#define HIL_EXIT_FATAL   42
