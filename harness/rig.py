@@ -56,11 +56,13 @@ DEVICE_UPDATES: dict[str, dict[str, tuple[str, ...]]] = {
     "esp-idf": {name: ("firmware",) for name, c in CHIP_CLASSES.items() if c.idf_target},
     "esp-idf-anti-rollback": {name: ("firmware",) for name, c in CHIP_CLASSES.items() if c.idf_target},
     "idf-app": {name: ("firmware",) for name, c in CHIP_CLASSES.items() if c.idf_target},
+    # the ESP8266 SDK FOTA client (device_fw/esp8266_sdk) on boot_v1.x's user1/user2
+    "esp8266-sdk": {"esp8266": ("firmware",)},
 }
 DEVICES = tuple(DEVICE_UPDATES)
 #: the rig keys of each device implementation besides ``kind`` and ``updates``
 DEVICE_KEYS = {"micropython": ("baseline",), "esp-idf": ("build_dir",), "esp-idf-anti-rollback": ("build_dir",),
-               "idf-app": ("build_dir", "patterns")}
+               "idf-app": ("build_dir", "patterns"), "esp8266-sdk": ("baseline", "build_dir")}
 #: the OTA events an ``idf-app`` device's own console lines may be given for (``patterns:``)
 IDF_APP_EVENTS = ("ready", "listening", "writing", "switch", "confirmed", "rollback", "refused")
 PORT_SELECTORS = ("path", "by_id", "location", "serial", "mac", "url")
@@ -340,6 +342,15 @@ def build_dir_problems(board: BoardSpec, device: DeviceSpec) -> list[tuple[int, 
     from .devices.idf import FlasherArgsError, read_flasher_args
 
     key = f"{device.key}.build_dir"
+    if device.kind == "esp8266-sdk":
+        missing = [f"user{slot}" for slot in (1, 2)
+                   if not any(device.build_dir.glob(f"user{slot}.*.bin")) and
+                   not any(device.build_dir.glob(f"upgrade/user{slot}.*.bin"))]
+        if missing:
+            return [(device.build_dir_line, key, f"no {' and no '.join(f'{m}.*.bin' for m in missing)} in "
+                                                 f"{_shown(device.build_dir)} (the SDK's make with BOOT=new APP=1 and "
+                                                 "APP=2 writes bin/upgrade/user1.*.bin and user2.*.bin)")]
+        return []
     try:
         args = read_flasher_args(device.build_dir)
     except FlasherArgsError as e:
@@ -823,6 +834,12 @@ def _device(node: _Node, fields: dict[str, _Node], kind: str, chip: str, flash_s
     updates = _optional(fields, "updates", lambda n: _updates(n, chip, kind), list(DEVICE_UPDATES[kind][chip]))
     baseline = build_dir = None
     build_dir_line = 0
+    if kind == "esp8266-sdk" and not virtual and "baseline" not in fields:
+        raise _Invalid(node.line, _join(node.path, "baseline"),
+                       "missing (boot_v1.7.bin at 0x0, user1 at 0x1000, esp_init_data_default and blank.bin: "
+                       "a list of {offset, file})")
+    if kind == "esp8266-sdk" and "baseline" in fields:
+        baseline = _baseline(fields["baseline"], flash_size, virtual, rig_dir)
     if kind == "micropython":
         if "baseline" in fields:
             baseline = _baseline(fields["baseline"], flash_size, virtual, rig_dir)
@@ -835,9 +852,10 @@ def _device(node: _Node, fields: dict[str, _Node], kind: str, chip: str, flash_s
         # whether it holds a build is baseline_file_problems's question (load_rig(check_files=True))
         build_dir = rig_dir / _text(fields["build_dir"], "an ESP-IDF build directory, relative to the rig file")
         build_dir_line = fields["build_dir"].line
-    elif kind == "idf-app" or (kind.startswith("esp-idf") and not virtual):
+    elif kind == "idf-app" or (kind.startswith("esp-idf") and not virtual) or (kind == "esp8266-sdk" and not virtual):
         what = ("the build directory of your ESP-IDF app (where idf.py build wrote flasher_args.json)"
-                if kind == "idf-app" else "the build directory of device_fw/esp_idf (idf.py build)")
+                if kind == "idf-app" else "the build directory of device_fw/esp_idf (idf.py build)"
+                if kind.startswith("esp-idf") else "where the SDK's make wrote user1.*.bin and user2.*.bin")
         raise _Invalid(node.line, _join(node.path, "build_dir"), f"missing ({what})")
     patterns = _optional(fields, "patterns", _patterns, {})
     return DeviceSpec(kind, updates, baseline, build_dir, patterns, key=node.path, line=node.line,
