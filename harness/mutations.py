@@ -9,6 +9,7 @@ cases; the scenario that guards that check must then fail.
   testing the unmodified agent.
 * The ESP-IDF client's are sdkconfig overrides of its test switches (``main/Kconfig.projbuild``,
   menu "OTA client test mutations") and of ESP-IDF's own options, given to the host build.
+* The ESP8266 SDK client's are its ``OTA_CLIENT_MUTATION_*`` macros, defined for the host build.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ class SdkconfigMutation:
 
     def apply(self) -> dict[str, bool | int | str]:
         return dict(self.options)
+
+
+@dataclass(frozen=True)
+class MacroMutation:
+    """The ESP8266 SDK client compiled with one of its test switches defined (``-D<macro>=1``)."""
+
+    name: str
+    macro: str
+    guards: str
+    device: str = "esp8266-sdk"
+
+    def apply(self) -> dict[str, bool | int | str]:
+        return {self.macro: True}
 
 
 AGENT_MUTATIONS = {m.name: m for m in (
@@ -131,15 +145,26 @@ IDF_MUTATIONS = {m.name: m for m in (
                       "wrong server certificate"),
 )}
 
+#: the ESP8266 SDK client's test switches (device_fw/esp8266_sdk, ``OTA_CLIENT_MUTATION_*``)
+SDK_MUTATIONS = {m.name: m for m in (
+    MacroMutation("sdk-no-crc-check", "OTA_CLIENT_MUTATION_NO_CRC_CHECK", "bad CRC"),
+    MacroMutation("sdk-no-slot-check", "OTA_CLIENT_MUTATION_NO_SLOT_CHECK", "bin linked for the other slot"),
+    MacroMutation("sdk-no-version-check", "OTA_CLIENT_MUTATION_NO_VERSION_CHECK", "same-version rejection"),
+    MacroMutation("sdk-no-length-check", "OTA_CLIENT_MUTATION_NO_LENGTH_CHECK", "a bin larger than its slot"),
+    MacroMutation("sdk-switch-on-short", "OTA_CLIENT_MUTATION_SWITCH_ON_SHORT", "truncated stream"),
+)}
+
 #: every device's mutations by name (names are unique across devices)
-MUTATIONS: dict[str, Mutation | SdkconfigMutation] = {**AGENT_MUTATIONS, **IDF_MUTATIONS}
+MUTATIONS: dict[str, Mutation | SdkconfigMutation | MacroMutation] = {**AGENT_MUTATIONS, **IDF_MUTATIONS,
+                                                                      **SDK_MUTATIONS}
 #: the mutations of each device implementation
 DEVICE_MUTATIONS = {"micropython": AGENT_MUTATIONS,
                     **{device: {n: m for n, m in IDF_MUTATIONS.items() if m.device == device}
-                       for device in dict.fromkeys(m.device for m in IDF_MUTATIONS.values())}}
+                       for device in dict.fromkeys(m.device for m in IDF_MUTATIONS.values())},
+                    "esp8266-sdk": SDK_MUTATIONS}
 
 
-def mutation(name: str) -> Mutation | SdkconfigMutation:
+def mutation(name: str) -> Mutation | SdkconfigMutation | MacroMutation:
     """The mutation ``name``; an unknown name is an error listing each device's."""
     try:
         return MUTATIONS[name]
@@ -148,7 +173,7 @@ def mutation(name: str) -> Mutation | SdkconfigMutation:
         raise MutationError(f"unknown mutation {name!r} (known: {known})") from None
 
 
-def check_mutation(name: str) -> Mutation | SdkconfigMutation:
+def check_mutation(name: str) -> Mutation | SdkconfigMutation | MacroMutation:
     """The mutation ``name``, checked to apply (an agent mutation whose text is gone is an error now)."""
     m = mutation(name)
     m.apply()

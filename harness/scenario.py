@@ -25,7 +25,7 @@ from .devices.micropython import BASE_APP_VERSION, NEXT_APP_VERSION
 from .errors import InfrastructureError, PowerFailure, SerialPortFailure, VirtualBoardFailure
 from .firmware import FirmwareFactory
 from .locks import BoardLock
-from .servers import FaultPlan, HttpServer, MqttBroker, OtaPublisher
+from .servers import FaultPlan, FotaServer, HttpServer, MqttBroker, OtaPublisher
 
 __all__ = ["BASE_APP_VERSION", "NEXT_APP_VERSION", "BoardUnavailable", "DeviceSilent", "LeftOnWarning", "OtaBench",
            "OtaCase", "Published"]
@@ -45,6 +45,7 @@ class OtaBench:
         self.devices: dict[tuple[str, str], Device] = {}
         self._tls = None
         self._https: dict[str, HttpServer] = {}
+        self._fota: dict[str, FotaServer] = {}
         self._board_locks: dict[str, BoardLock] = {}
         self.http = HttpServer(host="127.0.0.1" if _loopback(rig.host) else "0.0.0.0",
                                advertise_host=rig.host, log_path=workdir / "http-server.log", name="http")
@@ -175,9 +176,20 @@ class OtaBench:
                 self._https[certificate] = server
             return self._https[certificate]
 
-    def servers(self) -> list[HttpServer]:
-        """Every HTTP(S) server the run started."""
-        return [self.http, *self._https.values()]
+    def fota(self, board: Board) -> FotaServer:
+        """The ESP8266 SDK FOTA server (TCP, seed 003's protocol) of ``board``, started at first use: the protocol
+        names no file, so each board has its own and the images it serves are that board's."""
+        with self._lock:
+            if board.name not in self._fota:
+                server = FotaServer({}, host=self.http.host, advertise_host=self.rig.host,
+                                    log_path=self.workdir / f"fota-{board.name}-server.log", name=f"fota-{board.name}")
+                server.start()
+                self._fota[board.name] = server
+            return self._fota[board.name]
+
+    def servers(self) -> list:
+        """Every server the run started (HTTP(S), SDK FOTA)."""
+        return [self.http, *self._https.values(), *self._fota.values()]
 
     def ca_pem(self) -> bytes:
         """The PEM of the CA the run's servers are certified by: what clients that embed a CA trust."""
@@ -205,9 +217,10 @@ class OtaBench:
                     lock.release()
         self.boards.clear()
         self.http.stop()
-        for server in self._https.values():
+        for server in [*self._https.values(), *self._fota.values()]:
             server.stop()
         self._https.clear()
+        self._fota.clear()
         if self._mqtt is not None:
             self._mqtt[1].stop()
             self._mqtt[0].stop()
@@ -264,14 +277,13 @@ class OtaCase:
 
     @property
     def baseline_slot(self) -> str:
-        """The app partition the baseline boots (from the board's partition table)."""
-        return self.board.baseline_slot().label
+        """The app partition the baseline boots (from the board's partition table; ``user1`` on an SDK layout)."""
+        return self.device.baseline_slot_name()
 
     @property
     def update_slot(self) -> str:
         """The app partition a firmware update writes (the next update partition after :attr:`baseline_slot`)."""
-        slot = self.board.update_slot()
-        return slot.label if slot is not None else ""
+        return self.device.update_slot_name()
 
     @property
     def rolled_back_state(self) -> str:
@@ -289,7 +301,7 @@ class OtaCase:
         Content-Length); ``redirect`` offers it at a URL two redirects away (302, then 308), and every
         path a manifest names relatively too.
         """
-        srv = server or self.http
+        srv = server or self.device.server()
         self._n += 1
         prefix = f"/{self.board.name}/{self.device.kind}/{self.kind}/{self._n}"
         pub = self.device.publish(self.kind, variant, prefix, server=srv)

@@ -6,6 +6,7 @@ a device must take the update all the same, switch to it and confirm it.
 import pytest
 
 from harness import report
+from harness.devices import Capability
 
 
 def _takes_the_update(ota_target, pub) -> None:
@@ -21,6 +22,7 @@ def _takes_the_update(ota_target, pub) -> None:
         assert state.slots[ota_target.update_slot].version == pub.version
 
 
+@pytest.mark.needs(Capability.OVER_HTTP)
 @pytest.mark.parametrize("how", ["chunked", "redirect"])
 def test_the_update_is_taken_whatever_its_transfer(ota_target, how):
     """Transfer: the next version served chunked (no Content-Length), or offered two redirects away.

@@ -5,7 +5,8 @@
 * ``micropython``: the MicroPython OTA agent (``device_fw/micropython``), firmware (ESP32) and files;
 * ``esp-idf``: the project's ESP-IDF OTA client in C (``device_fw/esp_idf``), firmware;
 * ``esp-idf-anti-rollback``: the same client built with ESP-IDF's anti-rollback (secure_version 2), firmware;
-* ``idf-app``: your own ESP-IDF firmware, from its build directory, firmware.
+* ``idf-app``: your own ESP-IDF firmware, from its build directory, firmware;
+* ``esp8266-sdk``: the project's ESP8266 SDK FOTA client (``device_fw/esp8266_sdk``) on boot_v1.x, firmware.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from .idf import (
     read_flasher_args,
 )
 from .micropython import AgentEvents, MicroPythonDevice, parse_ota_line
+from .sdk import EspSdkDevice, SdkEvents
 
 DEVICES: dict[str, type[Device]] = {cls.kind: cls for cls in (MicroPythonDevice, EspIdfDevice,
-                                                                 EspIdfAntiRollbackDevice, IdfAppDevice)}
+                                                                 EspIdfAntiRollbackDevice, IdfAppDevice,
+                                                                 EspSdkDevice)}
 
 
 def device_class(kind: str) -> type[Device]:
@@ -39,5 +42,5 @@ def make_device(spec, board, bench) -> Device:
 
 
 __all__ = ["AgentEvents", "Capability", "DEVICES", "Device", "DeviceError", "EspIdfAntiRollbackDevice", "EspIdfDevice",
-           "FlasherArgs", "FlasherArgsError", "IdfAppDevice", "IdfEvents", "MicroPythonDevice", "Published",
-           "device_class", "make_device", "parse_ota_line", "read_flasher_args"]
+           "EspSdkDevice", "FlasherArgs", "FlasherArgsError", "IdfAppDevice", "IdfEvents", "MicroPythonDevice",
+           "Published", "SdkEvents", "device_class", "make_device", "parse_ota_line", "read_flasher_args"]

@@ -52,10 +52,16 @@ class Capability:
     #: is above 0: an image with a lower secure_version than the chip's eFuse is refused before anything is written
     ANTI_ROLLBACK = "anti-rollback"
 
-    #: what every full-featured client can do (anti-rollback is a build configuration, not in this list)
-    ALL = (ANNOUNCES_DIGEST, REFUSES_SAME_VERSION, HEALTH_ROLLBACK, VERIFIES_TLS)
+    #: takes updates over HTTP(S): a body without a length (chunked) and redirects are the server's choice
+    OVER_HTTP = "over-http"
+    #: takes boot_v1.x user bins (ESP8266 SDK FOTA): checks their CRC and the slot they are linked for before it
+    #: switches, and boot_v1.x falls back to the other bin when the one it was told to boot is not an image
+    SDK_USER_BINS = "sdk-user-bins"
+
+    #: what every full-featured HTTP client can do (anti-rollback is a build configuration, not in this list)
+    ALL = (ANNOUNCES_DIGEST, REFUSES_SAME_VERSION, HEALTH_ROLLBACK, VERIFIES_TLS, OVER_HTTP)
     #: every capability a scenario may name
-    KNOWN = ALL + (ANTI_ROLLBACK,)
+    KNOWN = ALL + (ANTI_ROLLBACK, SDK_USER_BINS)
 
 
 @dataclass
@@ -205,6 +211,19 @@ class Device(ABC):
     @abstractmethod
     def trigger(self, pub: Published) -> int:
         """Make the device take ``pub``; returns the console mark from which its events count."""
+
+    def server(self):
+        """The server this device takes updates from unless a scenario names another: the run's HTTP server."""
+        return self.bench.http
+
+    def baseline_slot_name(self) -> str:
+        """The app slot the baseline boots (the board's partition table's)."""
+        return self.board.baseline_slot().label
+
+    def update_slot_name(self) -> str:
+        """The app slot a firmware update writes (the next update partition after :meth:`baseline_slot_name`)."""
+        slot = self.board.update_slot()
+        return slot.label if slot is not None else ""
 
     def other_slot_fingerprint(self, kind: str) -> str:
         """A digest of what an update of ``kind`` writes to, to show nothing was written (firmware: the MD5 of

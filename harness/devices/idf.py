@@ -190,7 +190,7 @@ class IdfAppDevice(Device):
     kind = "idf-app"
     #: no manifest, so no digest to announce; the examples check the version before writing; whether a new version
     #: is confirmed depends on the app's own diagnostics, not on the harness's health endpoint
-    capabilities = frozenset({Capability.REFUSES_SAME_VERSION})
+    capabilities = frozenset({Capability.REFUSES_SAME_VERSION, Capability.OVER_HTTP})
     #: esp_ota_mark_app_invalid_rollback_and_reboot() marks the new slot INVALID
     rolled_back_state = "INVALID"
     variants = {"firmware": ("next", "same", "older", "bad_sha256", "bad_checksum", "wrong_chip", "truncated",

@@ -15,6 +15,7 @@ the connection closed; the server keeps serving.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import struct
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ class FotaServer(TcpServerBase):
         for slot, image in images.items():
             self.set_image(slot, image)
         self.fault = fault
+        self._faults: dict[int, FaultPlan | None] = {}
         self.packet_size = packet_size
         self.packet_pause_s = packet_pause_s
         self.slot_timeout = slot_timeout
@@ -55,8 +57,17 @@ class FotaServer(TcpServerBase):
             raise ValueError(f"{self.name}: an image of {len(image)} bytes does not fit the 32-bit length word")
         self._images[slot] = bytes(image)
 
-    def set_fault(self, plan: FaultPlan | None) -> None:
-        self.fault = plan
+    def set_fault(self, plan: FaultPlan | None, path: str | None = None) -> None:
+        """Apply ``plan`` to every transfer, or (``path`` ``user1``/``user2``, as a device publishes it) only to the
+        transfers of that slot."""
+        if path is None:
+            self.fault = plan
+            self._faults.clear()
+            return
+        m = re.fullmatch(r"user([12])", path)
+        if m is None:
+            raise ValueError(f"{self.name}: a fault applies to user1 or user2, not {path!r}")
+        self._faults[int(m.group(1))] = plan
 
     def transfers(self) -> list[dict[str, Any]]:
         """Logged connections (served, refused or abandoned), oldest first."""
@@ -84,7 +95,7 @@ class FotaServer(TcpServerBase):
                          error=f"no image for slot byte 0x{slot:02x}; have {sorted(self._images)}")
             return
         conn.settimeout(self.connection_timeout)
-        stream = FaultyStream(self.fault, cancel=self.stopping)
+        stream = FaultyStream(self._faults.get(slot, self.fault), cancel=self.stopping)
         body = stream.prepare_image(image)
         announced = stream.announced_length(len(body))
         rec: dict[str, Any] = {"peer": peer, "slot": slot, "length": announced, "real_length": len(body),
