@@ -2,9 +2,11 @@
 
 The ROM prints, at 74880 baud, one ``load``/``tail``/``chksum`` group per RAM
 segment it copies and a final ``csum`` line; a bad checksum stops the chip with
-``csum err``. What runs next is decided by the image: a MicroPython build is
-recognised by its banner string (the interpreter is attached by the MicroPython
-runtime); any other app is reported and left idling.
+``csum err``. What runs next is decided by the image: a boot_v1.x (the SDK's
+second-stage loader, or the project's stand-in for it) hands over to the boot_v1.x
+model, which chooses user1 or user2; a MicroPython build is recognised by its banner
+string (the interpreter is attached by the MicroPython runtime); any other app is
+reported and left idling.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 
 from ..esp.app_image import parse_image
 from ..esp.errors import FormatError
-from ..esp.esp8266_image import find_micropython_banner
+from ..esp.esp8266_image import find_boot_v1, find_micropython_banner
 from .apps import AppContext, run_app
 from .chip import EXIT_HALT, ChipConfig, ChipRun
 from .flash import NorFlash
@@ -54,6 +56,12 @@ def rom_load(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash, rom
         return _halt(uart)
     out.append(f"csum 0x{image.calculated_checksum:02x}\r\n")
     uart.write_at(rom_baud, "".join(out).encode())
+    loader = find_boot_v1(head[: image.length])
+    if loader is not None:
+        # The SDK's second-stage loader: it chooses user1 or user2 (harness.emu.boot_v1).
+        from . import boot_v1
+
+        return boot_v1.second_stage(cfg, run, uart, flash, loader, rom_baud)
     uart.set_baud(APP_BAUD)
     banner = find_micropython_banner(head[: image.length])
     if banner is not None:
