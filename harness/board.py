@@ -72,6 +72,8 @@ class Board:
         #: called with True before the board is switched on and False after it is switched off
         #: (the bench lock records it, so a run that dies with a board on is found by the next one)
         self.on_power: Callable[[bool], None] | None = None
+        #: the labgrid place a farm board is (``harness.farm.provider.PlaceHolding``), given back on close
+        self.farm = None
 
     # -- power ----------------------------------------------------------------------------------
     def power_on(self) -> None:
@@ -312,10 +314,14 @@ class Board:
             if not getattr(self.rig, "leave_on", False):
                 self.power_off()
         finally:
-            self.console.close()
-            self.power.close()
-            if self.virtual is not None:
-                self.virtual.stop()
+            try:
+                self.console.close()
+                self.power.close()
+                if self.virtual is not None:
+                    self.virtual.stop()
+            finally:
+                if self.farm is not None:
+                    self.farm.release()  # switched off and its port closed: another run may take it now
 
 
 def _digest(inputs: Mapping[str, str]) -> str:
@@ -333,6 +339,14 @@ def open_board(spec, rig, workdir: Path) -> Board:
     through the LCUS driver on the relay simulator's pty (``harness.emu.relay_bench``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    if getattr(spec, "farm", None) is not None:
+        # a place of the labgrid farm: reserved, acquired and checked; its resources give port and power
+        from .farm.provider import open_place
+
+        holding = open_place(spec, rig)
+        board = Board(spec, rig, workdir, holding.url, holding.power)
+        board.farm = holding
+        return board
     if spec.virtual and spec.relay_channel is not None:
         from .emu.relay_bench import open_relay_board
 

@@ -12,6 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("emu", help="run one virtual board (see: hil emu --help)", add_help=False)
     sub.add_parser("rig", help="check a rig's boards: hil rig check NAME [--board B]", add_help=False)
+    sub.add_parser("farm", help="the labgrid farm: hil farm list | release --job ID | exporter-config RIG",
+                   add_help=False)
     sub.add_parser("ca", help="print the path of the CA the OTA servers' certificates come from (firmware that "
                               "embeds its CA, such as device_fw/esp_idf, is built with it)")
     parser.add_argument("--version", action="store_true", help="print the harness's version")
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         from .rigcheck import main as rig_main
 
         return rig_main(rest, prog="hil rig")
+    if command == "farm":
+        from .farm.cli import main as farm_main
+
+        return farm_main(rest, prog="hil farm")
     if command == "ca":
         from .servers.tls import CertificateAuthority, kept_ca_dir
 

@@ -70,6 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs(*capabilities): the scenario's cases are generated only for device "
                                        "implementations with these capabilities (harness.devices.Capability)")
     _install_stop_handlers(config)
+    if not hasattr(config, "workerinput"):
+        _farm_run_environment()
     if config.getoption("--rig") is not None:
         _select_rig(config)  # an explicit rig with a mistake stops the run before anything starts
     option = config.option
@@ -150,18 +152,23 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     groups = {}
-    virtual = {b.name: b.virtual for b in _select_rig(config)[1]}
+    # a virtual board is started by each worker that needs it, and a labgrid board is whichever matching place
+    # each worker gets: their cases spread over the workers; a bench board's stay in one
+    spread = {b.name: b.virtual or b.farm is not None for b in _select_rig(config)[1]}
+    farm = {b.name for b in _select_rig(config)[1] if b.farm is not None}
     for board, device, kind in rig_cases(config):
-        groups[case_id(board, device, kind)] = case_id(board, device, kind) if virtual[board] else board
+        # None: each case is a scope of its own (any worker's place can run it)
+        groups[case_id(board, device, kind)] = (None if board in farm else
+                                                case_id(board, device, kind) if spread[board] else board)
 
     class BoardScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             param = nodeid.rpartition("[")[2].rstrip("]") if nodeid.endswith("]") else ""
             if param in groups:
-                return groups[param]
+                return groups[param] or nodeid
             # other parameters around it: the longest id that fits (board "m-n" before board "n")
             fits = [key for key in groups if param.startswith(key + "-") or param.endswith("-" + key)]
-            return groups[max(fits, key=len)] if fits else nodeid  # else not a scenario case: its own scope
+            return (groups[max(fits, key=len)] or nodeid) if fits else nodeid  # else not a scenario case: own scope
 
     return BoardScheduling(config, log)
 
@@ -178,8 +185,13 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
     if _scenario_run(config):
-        virtual = {b.name: b.virtual for b in _select_rig(config)[1]}
+        rig, boards = _select_rig(config)
+        virtual = {b.name: b.virtual for b in boards}
         cases = rig_cases(config)
+        if rig.labgrid is not None:
+            from .farm.pool import auto_workers
+
+            return auto_workers(rig, boards, cases)
         return max(1, sum(1 for b, _d, _k in cases if virtual[b]) + len({b for b, _d, _k in cases if not virtual[b]}))
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -248,6 +260,8 @@ def ota_target(request: pytest.FixtureRequest, ota_bench):
 
     board_name, device, kind = request.param
     board = ota_bench.board(board_name)  # BoardUnavailable: one line (pytest_runtest_makereport)
+    if board.farm is not None:
+        request.node.user_properties.append(("hil.place", board.farm.place))
     t = OtaCase(ota_bench, board, kind, device)
     evidence = CaseEvidence(request.node.nodeid, t, _logs_root(request.config))
     request.node.stash[_EVIDENCE_KEY] = evidence
@@ -269,6 +283,14 @@ def _logs_root(config: pytest.Config) -> Path:
 def _case(item_or_report) -> dict | None:
     for name, value in getattr(item_or_report, "user_properties", ()):
         if name == "hil.case":
+            return value
+    return None
+
+
+def _place(item_or_report) -> str | None:
+    """The labgrid place a farm board's case ran on."""
+    for name, value in getattr(item_or_report, "user_properties", ()):
+        if name == "hil.place":
             return value
     return None
 
@@ -382,6 +404,9 @@ def _describe_case(item: pytest.Item) -> None:
     for name, key in (("board", "board"), ("device", "device"), ("update kind", "kind")):
         if not any(p.name == name for p in result.parameters):
             result.parameters.append(Parameter(name=name, value=case[key]))
+    place = _place(item)
+    if place is not None and not any(p.name == "labgrid place" for p in result.parameters):
+        result.parameters.append(Parameter(name="labgrid place", value=place))
 
 
 def _set_case_start(item: pytest.Item) -> None:
@@ -440,7 +465,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     outcome = state["outcome"]
     reporter.ensure_newline()
     device_width = max([12] + [len(d) for _b, d, _k in rig_cases(config)])  # the rig's devices line up
-    reporter.write_line(f"{outcome:<7} {case['board']:<16} {case['device']:<{device_width}} {case['kind']:<9} "
+    board = case["board"] if _place(report) is None else f"{case['board']}@{_place(report)}"
+    reporter.write_line(f"{outcome:<7} {board:<16} {case['device']:<{device_width}} {case['kind']:<9} "
                         f"{state['seconds']:6.1f} s  {name}",
                         green=outcome == "PASSED", red=outcome in ("FAILED", "ERROR"), yellow=outcome == "SKIPPED")
 
@@ -520,11 +546,37 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     if _STOP["signal"] is not None:
         terminalreporter.write_line(f"hil: stopped by {_STOP['signal']}: no further test was started; the boards "
                                     "of the run were switched off and released", red=True, bold=True)
+    if not hasattr(config, "workerinput") and _RIG_KEY in config.stash and config.stash[_RIG_KEY][0].labgrid:
+        from .farm.pool import run_summary
+
+        for line, bad in run_summary(config.stash[_RIG_KEY][0], getattr(config.option, "allure_report_dir", None)):
+            terminalreporter.write_line(f"hil: {line}", red=bad, bold=bad)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _restore_stop_handlers()
     _STOP["session"] = None
+    if "harness.farm.provider" in sys.modules:
+        # whatever a stopped or failed run still holds goes back to the farm now, not at interpreter exit
+        from .farm import client, provider
+
+        provider.release_all()
+        client.close_all()
+    if not hasattr(config, "workerinput") and os.environ.get("HIL_FARM_RUN_DIR"):
+        import shutil
+
+        shutil.rmtree(os.environ["HIL_FARM_RUN_DIR"], ignore_errors=True)
+
+
+def _farm_run_environment() -> None:
+    """A labgrid run's job id and the directory its workers share (``harness.farm``); workers inherit both."""
+    import tempfile
+
+    from .farm.job import JOB_ENV, default_job
+    from .farm.provider import RUN_DIR_ENV
+
+    os.environ.setdefault(JOB_ENV, default_job())
+    os.environ[RUN_DIR_ENV] = os.path.join(tempfile.gettempdir(), f"hil-farm-run-{os.getpid()}-{time.time_ns()}")
 
 
 def _write_run_properties(config: pytest.Config, rig, bench) -> None:

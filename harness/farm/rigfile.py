@@ -32,16 +32,19 @@ DEFAULT_WAIT = 600.0
 TAG_KEY = re.compile(r"[a-z][a-z0-9_]+")
 TAG_VALUE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 PLACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
-_SETTINGS_KEYS = ("coordinator", "wait")
+_SETTINGS_KEYS = ("coordinator", "wait", "off_time")
 BOARD_KEYS = ("place", "tags")
 
 
 @dataclass(frozen=True)
 class FarmSettings:
-    """The rig's ``labgrid:``: the coordinator (``LG_COORDINATOR`` overrides it) and how long a worker waits."""
+    """The rig's ``labgrid:``: the coordinator (``LG_COORDINATOR`` overrides it), how long a worker waits for a
+    place, and how long a power cycle keeps a board off."""
 
     coordinator: str
     wait: float = DEFAULT_WAIT
+    #: seconds a place's power stays off in a power cycle (``off_time``)
+    off_time: float = 1.0
     line: int = field(default=0, compare=False)
 
     @property
@@ -75,10 +78,10 @@ def with_port(address: str) -> str:
 
 
 def settings(node) -> FarmSettings:
-    """``labgrid: {coordinator: HOST[:PORT], wait: SECONDS}``."""
+    """``labgrid: {coordinator: HOST[:PORT], wait: SECONDS, off_time: SECONDS}``."""
     from .. import rig as r
 
-    fields = r._fields(node, _SETTINGS_KEYS, "a mapping {coordinator: HOST[:PORT], wait: SECONDS}")
+    fields = r._fields(node, _SETTINGS_KEYS, "a mapping {coordinator: HOST[:PORT], wait: SECONDS, off_time: SECONDS}")
     what = "the labgrid coordinator's address, HOST or HOST:PORT"
     coordinator_node = r._required(node, fields, "coordinator", what)
     coordinator = r._text(coordinator_node, what)
@@ -88,7 +91,8 @@ def settings(node) -> FarmSettings:
     if not r._HOST_NAME.fullmatch(host) or not (port.isdigit() and 1 <= int(port) <= 65535):
         raise r._expected(coordinator_node, what)
     wait = r._optional(fields, "wait", r._seconds, DEFAULT_WAIT)
-    return FarmSettings(coordinator=coordinator, wait=wait, line=node.line)
+    off_time = r._optional(fields, "off_time", r._seconds, 1.0)
+    return FarmSettings(coordinator=coordinator, wait=wait, off_time=off_time, line=node.line)
 
 
 def board(node, fields: dict) -> FarmBoard | None:
