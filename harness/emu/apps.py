@@ -43,6 +43,12 @@ RUNTIMES: dict[str, Callable[[AppContext], int]] = {}
 def run_app(ctx: AppContext) -> int:
     if ctx.project == "micropython":
         from . import runtime_mpy  # noqa: F401  (registers the interpreter)
+    elif ctx.sdk is not None:
+        # A NONOS SDK app built for the virtual ESP8266 (harness.emu.sdk8266.build) carries its host executable.
+        from . import runtime_sdk
+
+        if runtime_sdk.carries_sdk_app(ctx.image):
+            return runtime_sdk.run_sdk_app(ctx)
     elif chip_class(ctx.cfg.chip).idf_target:
         # An ESP-IDF app built for the virtual ESP32 (harness.emu.idf.build) carries its host executable.
         from . import runtime_idf

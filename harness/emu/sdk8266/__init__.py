@@ -1,0 +1,1 @@
+"""The virtual ESP8266's NONOS SDK for host-built apps (see build.py)."""
