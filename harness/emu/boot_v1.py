@@ -31,15 +31,11 @@ tear any other write. Where the sources are silent the model takes the simplest 
 
 from __future__ import annotations
 
-import struct
 import time
 from dataclasses import dataclass
 
-from ..esp.app_image import parse_image
-from ..esp.errors import FormatError
 from ..esp.esp8266_image import (
-    EA_HEADER_COUNT,
-    EA_MAGIC,
+    BOOT_PARAMS_LEN,
     SECTOR,
     BootParams,
     BootV1Info,
@@ -47,7 +43,9 @@ from ..esp.esp8266_image import (
     FotaLayout,
     active_param_copy,
     apply_protected_save,
-    parse_ea_image,
+    boot_params_valid,
+    check_boot_bin,
+    fresh_boot_params,
     protected_save_writes,
     read_user_bin_desc,
 )
@@ -57,9 +55,6 @@ from .flash import NorFlash
 from .uart import ChipUart
 
 APP_BAUD = 115200
-IMAGE_MAGIC = 0xE9
-MAX_RAM_IMAGE = 0x20000  # header + RAM segments: the ESP8266 has 96 KiB of DRAM and 32 KiB of IRAM
-MIN_SAVE = 32
 
 
 @dataclass(frozen=True)
@@ -68,64 +63,6 @@ class SdkBoot:
 
     layout: FotaLayout
     slot: int
-
-
-@dataclass(frozen=True)
-class BinCheck:
-    """The loader's verdict on the bin at a slot: ``ok``, or ``magic`` / ``checksum`` failures."""
-
-    ok: bool
-    failure: str | None = None  # "magic" | "checksum"
-    detail: str = ""
-    image: object | None = None  # ParsedEaImage (0xEA bin) or ParsedImage (plain 0xE9) when ok
-    length: int = 0
-
-
-def check_bin(read, address: int, limit: int) -> BinCheck:
-    """boot_v1.x's checks of the bin at ``address``: magic (0xE9, or 0xEA/4 then 0xE9 after irom0) and the
-    RAM segments' checksum. ``read(addr, n)`` reads flash; ``limit`` is the end of readable flash."""
-    head = read(address, 16)
-    if head[0] == EA_MAGIC and head[1] == EA_HEADER_COUNT:
-        irom_len = struct.unpack_from("<I", head, 12)[0]
-        inner = address + 16 + irom_len
-        if irom_len % 16 or inner + 8 > limit:
-            return BinCheck(False, "magic", f"irom0 length 0x{irom_len:x} at 0x{address + 12:x} is not plausible")
-    elif head[0] == IMAGE_MAGIC:
-        inner = address
-    else:
-        return BinCheck(False, "magic", f"byte 0x{head[0]:02x} at 0x{address:x} is not an image magic")
-    first = read(inner, 1)[0]
-    if first != IMAGE_MAGIC:
-        return BinCheck(False, "magic", f"byte 0x{first:02x} at 0x{inner:x} is not the 0xe9 of the RAM image")
-    try:
-        ram = parse_image(read(inner, min(MAX_RAM_IMAGE, limit - inner)), "esp8266")
-    except FormatError as e:
-        return BinCheck(False, "checksum", f"RAM image at 0x{inner:x}: {e}")
-    if not ram.checksum_ok:
-        return BinCheck(False, "checksum", f"RAM segments' checksum 0x{ram.calculated_checksum:02x}, "
-                                           f"stored 0x{ram.stored_checksum:02x}")
-    if inner == address:
-        return BinCheck(True, image=ram, length=ram.length)
-    end = inner + ram.length + 4
-    if end > limit:
-        return BinCheck(True, image=ram, length=limit - address)
-    try:
-        parsed = parse_ea_image(read(address, end - address))
-    except FormatError:
-        return BinCheck(True, image=ram, length=end - address)
-    return BinCheck(True, image=parsed, length=parsed.length)
-
-
-def fresh_params(version: int) -> bytes:
-    """What the loader writes on first boot: all 0xFF, usr_bin 0 (boot_status stays 1), its version."""
-    raw = bytearray(b"\xff" * MIN_SAVE)
-    raw[0] &= 0xFC
-    raw[1] = (raw[1] & 0xE0) | (version & 0x1F)
-    return bytes(raw)
-
-
-def params_valid(params: BootParams, version: int) -> bool:
-    return params.version == (version & 0x1F) and params.usr_bin != 3
 
 
 def _current(flash: NorFlash, layout: FotaLayout) -> tuple[int, bytes]:
@@ -141,7 +78,7 @@ def save_params(flash: NorFlash, layout: FotaLayout, flag: int, data: bytes) -> 
 def _kept(sector: bytes, params: bytes) -> bytes:
     """The bytes a save writes: the new parameters over the current copy's used part."""
     used = len(sector.rstrip(b"\xff"))
-    used = max(MIN_SAVE, len(params), used + (-used % 16))
+    used = max(BOOT_PARAMS_LEN, len(params), used + (-used % 16))
     return params + sector[len(params):used]
 
 
@@ -171,18 +108,18 @@ def second_stage(cfg: ChipConfig, run: ChipRun, uart: ChipUart, flash: NorFlash,
 
     flag, sector = _current(flash, layout)
     params = BootParams.decode(sector)
-    if not params_valid(params, info.version):
-        fresh = fresh_params(info.version)
+    if not boot_params_valid(params, info.version):
+        fresh = fresh_boot_params(info.version)
         save_params(flash, layout, flag, fresh)
         flag, sector = _current(flash, layout)
         params = BootParams.decode(sector)
-        if not params_valid(params, info.version):  # the save did not take: boot from what it meant to write
+        if not boot_params_valid(params, info.version):  # the save did not take: boot from what it meant to write
             params = BootParams.decode(fresh)
 
     slot = params.booted_slot
     address = layout.slot_address(slot)
     say(f"jump to run user{slot} @ {address:x}\r\n\r\n")
-    check = check_bin(flash.read, address, flash.size)
+    check = check_boot_bin(flash.read, address, flash.size)
     if not check.ok:
         if check.failure == "magic":
             say("error magic!\r\n")

@@ -55,11 +55,13 @@ from .app_image import (
     CHECKSUM_SEED,
     ESP8266_DRAM,
     ESP8266_IRAM,
+    IMAGE_MAGIC,
     AppImage,
     ImageCheck,
     ParsedImage,
     Segment,
     build_esp8266_app,
+    checksum_position,
     filler,
     micropython_banner,
     parse_image,
@@ -836,6 +838,105 @@ def sdk_baseline(flash_size: int | str, map_code: int, user1: bytes, *, boot: by
     ]
 
 
+# ---------------------------------------------------------------------------
+# what boot_v1.x checks and decides (shared by the virtual board's model and the boot-state oracle)
+# ---------------------------------------------------------------------------
+MAX_RAM_IMAGE = 0x20000
+"""Bytes read for a bin's RAM image (header + segments): the ESP8266 has 80 KiB of DRAM and 32 KiB of IRAM."""
+BOOT_PARAMS_LEN = 32
+"""The boot parameter bytes the loader writes (the rest of a copy is what an SDK keeps after them)."""
+
+
+@dataclass(frozen=True)
+class BootBinCheck:
+    """The loader's verdict on the bin at a slot: ``ok``, or ``magic`` / ``checksum`` failures."""
+
+    ok: bool
+    failure: str | None = None  # "magic" | "checksum"
+    detail: str = ""
+    image: object | None = None  # ParsedEaImage (0xEA bin) or ParsedImage (plain 0xE9) when ok
+    length: int = 0
+
+
+def _ram_image_span(read, inner: int, limit: int) -> int:
+    """Bytes of the RAM image at ``inner``, from its segment headers (read one by one, as the loader does)."""
+    count = read(inner, 8)[1]
+    pos = 8
+    for index in range(count):
+        if inner + pos + 8 > limit:
+            raise ImageFormatError(f"segment {index} header at 0x{inner + pos:x} is beyond the flash", pos)
+        length = struct.unpack("<II", read(inner + pos, 8))[1]
+        if length > MAX_RAM_IMAGE:
+            raise ImageFormatError(f"segment {index} claims 0x{length:x} bytes, more than RAM holds", pos + 4)
+        pos += 8 + length
+    end = checksum_position(pos) + 1
+    if inner + end > limit:
+        raise ImageFormatError(f"image of 0x{end:x} bytes at 0x{inner:x} runs past the flash", end)
+    return end
+
+
+def check_boot_bin(read, address: int, limit: int) -> BootBinCheck:
+    """boot_v1.x's checks of the bin at ``address``: magic (0xE9, or 0xEA/4 then 0xE9 after irom0) and the
+    RAM segments' checksum. ``read(addr, n)`` reads flash; ``limit`` is the end of readable flash."""
+    head = read(address, 16)
+    if head[0] == EA_MAGIC and head[1] == EA_HEADER_COUNT:
+        irom_len = struct.unpack_from("<I", head, 12)[0]
+        inner = address + 16 + irom_len
+        if irom_len % 16 or inner + 8 > limit:
+            return BootBinCheck(False, "magic", f"irom0 length 0x{irom_len:x} at 0x{address + 12:x} is not plausible")
+    elif head[0] == IMAGE_MAGIC:
+        inner = address
+    else:
+        return BootBinCheck(False, "magic", f"byte 0x{head[0]:02x} at 0x{address:x} is not an image magic")
+    first = read(inner, 1)[0]
+    if first != IMAGE_MAGIC:
+        return BootBinCheck(False, "magic", f"byte 0x{first:02x} at 0x{inner:x} is not the 0xe9 of the RAM image")
+    try:
+        ram = parse_image(read(inner, _ram_image_span(read, inner, limit)), ESP8266)
+    except ImageFormatError as e:
+        return BootBinCheck(False, "checksum", f"RAM image at 0x{inner:x}: {e}")
+    if not ram.checksum_ok:
+        detail = f"RAM segments' checksum 0x{ram.calculated_checksum:02x}, stored 0x{ram.stored_checksum:02x}"
+        return BootBinCheck(False, "checksum", detail)
+    if inner == address:
+        return BootBinCheck(True, image=ram, length=ram.length)
+    end = inner + ram.length + 4
+    if end > limit:
+        return BootBinCheck(True, image=ram, length=limit - address)
+    try:
+        parsed = parse_ea_image(read(address, end - address))
+    except ImageFormatError:
+        return BootBinCheck(True, image=ram, length=end - address)
+    return BootBinCheck(True, image=parsed, length=parsed.length)
+
+
+def fresh_boot_params(version: int) -> bytes:
+    """What the loader writes on first boot: all 0xFF, usr_bin 0 (boot_status stays 1), its version."""
+    raw = bytearray(b"\xff" * BOOT_PARAMS_LEN)
+    raw[0] &= 0xFC
+    raw[1] = (raw[1] & 0xE0) | (version & 0x1F)
+    return bytes(raw)
+
+
+def boot_params_valid(params: BootParams, version: int) -> bool:
+    return params.version == (version & 0x1F) and params.usr_bin != 3
+
+
+def boot_v1_outcome(params: BootParams, loader_version: int, bin_ok) -> tuple[int, int | None]:
+    """What boot_v1.x does with these parameters: (the slot it tries first, the slot that ends up
+    running or None for ``backup boot failed.``). ``bin_ok(slot)`` says whether a slot passes the
+    loader's checks (:func:`check_boot_bin`). Invalid parameters are first replaced by fresh ones."""
+    if not boot_params_valid(params, loader_version):
+        params = BootParams.decode(fresh_boot_params(loader_version))
+    chosen = params.booted_slot
+    if bin_ok(chosen):
+        return chosen, chosen
+    if params.boot_status != 1:
+        return chosen, None
+    backup = replace(params, boot_status=0).booted_slot
+    return chosen, backup if backup != chosen and bin_ok(backup) else None
+
+
 __all__ = [
     "FLAG_ADDR", "INIT_DATA_ADDR", "PARAMS_ADDRS", "USER1_ADDR", "USER2_ADDR", "booted_slot",
     "Banner", "BootParams", "EA_MAGIC", "EaImage", "FotaLayout", "FotaState", "LAYOUT_1MB_512", "ParsedEaImage",
@@ -846,5 +947,6 @@ __all__ = [
     "INIT_DATA_PLACEHOLDER", "MAP_CODES", "SectorFlash", "UserBinDesc", "VERSION_RECORD", "VERSION_RECORD_MAGIC",
     "apply_protected_save", "bad_crc", "bad_magic", "build_boot_image", "build_user_bin", "find_boot_v1",
     "other_slot", "protected_save_writes", "read_user_bin_desc", "sdk_baseline", "too_large", "truncated",
-    "version_record", "with_version",
+    "version_record", "with_version", "BOOT_PARAMS_LEN", "BootBinCheck", "boot_params_valid", "boot_v1_outcome",
+    "check_boot_bin", "fresh_boot_params",
 ]
