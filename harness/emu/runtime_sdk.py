@@ -49,6 +49,7 @@ RECORD_SIZE = 80  # the version record before the payload in irom0 (harness.esp.
 RESET_REASON = {CAUSE_POWER_ON: 0, CAUSE_EN: 6, CAUSE_SOFTWARE: 4, CAUSE_WATCHDOG: 1, CAUSE_DEEPSLEEP: 5}
 MAP_CODES = {(512 * 1024, 256 * 1024): 0, (1 << 20, 512 * 1024): 2, (2 << 20, 512 * 1024): 3,
              (4 << 20, 512 * 1024): 4, (2 << 20, 1024 * 1024): 5, (4 << 20, 1024 * 1024): 6}
+STANDARD_BAUDS = (9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600)
 CONNECT_TIMEOUT = 10.0  # seconds before a connection nothing answers fails (ESPCONN_TIMEOUT)
 ESPCONN_TIMEOUT, ESPCONN_ABRT, ESPCONN_RST, ESPCONN_CONN, ESPCONN_RTE = -3, -8, -9, -11, -4
 EV_NONE, EV_CONNECTED, EV_DATA, EV_CLOSED, EV_ERROR = 0, 1, 2, 3, 4
@@ -226,7 +227,9 @@ class SdkRuntime:
 
     # -- UART, flash --------------------------------------------------------------------------------------------
     def op_uart_baud(self, baud: int) -> _Reply:
-        self.uart.set_baud(int(baud))
+        # 80 MHz / divisor is never exactly a standard rate (80e6 / 694 = 115274); a UART receives within ~2 %
+        near = min(STANDARD_BAUDS, key=lambda b: abs(b - baud))
+        self.uart.set_baud(near if abs(near - baud) <= near * 0.02 else int(baud))
         return _Reply()
 
     def op_flash_read(self, addr: int, size: int) -> _Reply:
