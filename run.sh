@@ -8,6 +8,8 @@
 #                    (HIL_RIG=bench1 ./run.sh suite runs them on a real bench)
 #   ./run.sh tests   the harness's own tests
 #   ./run.sh setup   only create/refresh .venv and tools/
+#
+# The .venv gets the labgrid extra too (esp-ota-hil[farm]), so the board-farm tests run everywhere.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -26,7 +28,7 @@ setup() {
         local log="$VENV/install.log"
         echo "run.sh: installing esp-ota-hil with its dependencies and test tools into $VENV (pyproject.toml" \
              "changed or first run; log: $log)" >&2
-        if ! { "$PY" -m pip install --upgrade pip && "$PY" -m pip install -e '.[test]'; } >"$log" 2>&1; then
+        if ! { "$PY" -m pip install --upgrade pip && "$PY" -m pip install -e '.[test,farm]'; } >"$log" 2>&1; then
             tail -n 40 "$log" >&2
             echo "run.sh: installing into $VENV failed; the whole log is $log" >&2
             exit 1

@@ -94,11 +94,13 @@ class FarmClient:
 
         try:
             self._session = self._run(start())
-        except BaseException as e:
+        except Exception as e:
             self._stop_loop()
-            if isinstance(e, FarmError):
-                raise
-            raise FarmUnavailable(f"labgrid coordinator {address} does not answer: {_text(e)}") from None
+            why = _text(e).removeprefix(f"labgrid coordinator {address}: ")
+            raise FarmUnavailable(f"labgrid coordinator {address} does not answer ({why})") from None
+        except BaseException:
+            self._stop_loop()
+            raise
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def _run(self, coro, timeout: float | None = None):
