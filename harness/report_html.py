@@ -137,6 +137,9 @@ def render(results_dir: StrPath, out_dir: StrPath, tools_dir: StrPath = TOOLS_DI
     rules = _categories(results)
     if rules is not None:
         config["categories"] = rules
+    if os.environ.get("HIL_ALLURE_HISTORY"):
+        # Allure 3's history file (JSON lines, one per run): a nightly job keeps it between runs for the trends
+        config["historyPath"] = str(Path(os.environ["HIL_ALLURE_HISTORY"]).resolve())
     with tempfile.TemporaryDirectory(prefix="allure-config-") as tmp:
         rc = Path(tmp) / "allurerc.json"
         rc.write_text(json.dumps(config), encoding="utf-8")
