@@ -35,6 +35,7 @@ import threading
 import time
 from types import SimpleNamespace
 
+from ..esp.esp8266_image import VERSION_RECORD, VERSION_RECORD_MAGIC
 from .apps import AppContext
 from .chip import CAUSE_DEEPSLEEP, CAUSE_EN, CAUSE_POWER_ON, CAUSE_SOFTWARE, CAUSE_WATCHDOG, EXIT_REBOOT
 from .flash import SECTOR_SIZE
@@ -43,7 +44,7 @@ from .port_net import NetHost
 from .runtime_idf import _decode, _Reply, _write_all, extract_executable
 
 APP_EXIT_RESTART = 40
-RECORD_SIZE = 80  # the version record before the payload in irom0 (harness.esp.esp8266_image)
+RECORD_SIZE = VERSION_RECORD.size  # the version record before the payload in irom0
 
 # enum rst_reason by the cause of this run of the chip
 RESET_REASON = {CAUSE_POWER_ON: 0, CAUSE_EN: 6, CAUSE_SOFTWARE: 4, CAUSE_WATCHDOG: 1, CAUSE_DEEPSLEEP: 5}
@@ -103,10 +104,22 @@ class SdkRuntime:
         return byte3 >> 4
 
     # -- running ----------------------------------------------------------------------------------------------
+    def _linked_slot(self) -> int | None:
+        irom = _irom(self.ctx.image)
+        if irom[:8] != VERSION_RECORD_MAGIC:
+            return None
+        return VERSION_RECORD.unpack_from(irom)[3]
+
     def run(self) -> int:
         exe_bytes = sdk_payload(self.ctx.image)
         if exe_bytes is None:
             return self._crash("the irom0 part of the bin is corrupt (its app does not run)")
+        linked = self._linked_slot()
+        if (linked in (1, 2) and linked != self.slot and self.layout is not None
+                and self.layout.app_size <= 512 * 1024):
+            # on the 256+256 and 512+512 maps user1 and user2 are different links (irom0 at 0x40201010 or
+            # 0x40281010): a bin linked for the other slot jumps into code that is not there
+            return self._crash(f"a bin linked for user{linked} runs from user{self.slot}")
         import hashlib
 
         digest = hashlib.sha256(exe_bytes).hexdigest()

@@ -1,6 +1,8 @@
 /* The FOTA client's checks on a user bin (see fota_checks.h). */
 #include "c_types.h"
 #include "osapi.h"
+#include "spi_flash.h"
+#include "user_interface.h"
 #include "fota_checks.h"
 
 static uint32 crc_table[256];
@@ -67,4 +69,20 @@ const fota_app_record_t * ICACHE_FLASH_ATTR fota_record_of(const uint8 *head)
     const fota_app_record_t *rec = (const fota_app_record_t *)(head + FOTA_RECORD_OFFSET);
     if (os_memcmp(rec->magic, FOTA_RECORD_MAGIC, 8) != 0) return NULL;
     return rec;
+}
+
+const char * ICACHE_FLASH_ATTR fota_running_version(void)
+{
+    static char version[33];
+    static uint32 record[FOTA_HEAD_SIZE / 4];
+    if (!version[0]) {
+        const fota_app_record_t *rec = NULL;
+        if (spi_flash_read(system_get_userbin_addr(), record, sizeof(record)) == SPI_FLASH_RESULT_OK) {
+            rec = fota_record_of((const uint8 *)record);
+        }
+        if (!rec) rec = &fota_app_record;
+        os_memcpy(version, rec->version, 32);
+        version[32] = 0;
+    }
+    return version;
 }

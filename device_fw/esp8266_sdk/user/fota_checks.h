@@ -20,6 +20,10 @@ typedef struct {
 
 extern const fota_app_record_t fota_app_record;
 
+/* The version of the bin this app runs from: the record at offset 16 of the running user bin, read from flash
+ * (so a bin re-stamped after the build reports its stamp); this build's own record if the flash has none. */
+const char *fota_running_version(void);
+
 /* Reflected CRC-32 (polynomial 0xEDB88320), no final XOR: start with 0xFFFFFFFF, feed bytes. */
 uint32 fota_crc32_update(uint32 crc, const uint8 *data, uint32 len);
 /* What a boot-mode-2 user bin's last 4 bytes hold for a CRC register value after the rest of the bin:

@@ -240,9 +240,9 @@ static bool ICACHE_FLASH_ATTR check_head(void)
         int c;
         os_memcpy(version, rec->version, 32);
         version[32] = 0;
-        c = fota_version_cmp(version, fota_app_record.version);
+        c = fota_version_cmp(version, fota_running_version());
         if (c <= 0) {
-            os_sprintf(detail, "the bin is %s, this is %s", version, fota_app_record.version);
+            os_sprintf(detail, "the bin is %s, this is %s", version, fota_running_version());
             refuse(c == 0 ? "same-version" : "older-version", detail);
             return false;
         }

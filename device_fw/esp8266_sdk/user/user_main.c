@@ -128,7 +128,7 @@ static void ICACHE_FLASH_ATTR uart_poll_cb(void *arg)
 
 static void ICACHE_FLASH_ATTR init_done_cb(void)
 {
-    os_printf("fota: ready, version %s, running user%d\r\n", fota_app_record.version,
+    os_printf("fota: ready, version %s, running user%d\r\n", fota_running_version(),
               system_upgrade_userbin_check() == USER_BIN1 ? 1 : 2);
     os_timer_disarm(&uart_timer);
     os_timer_setfn(&uart_timer, uart_poll_cb, NULL);
