@@ -70,6 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs(*capabilities): the scenario's cases are generated only for device "
                                        "implementations with these capabilities (harness.devices.Capability)")
     _install_stop_handlers(config)
+    # which worker of the run this process is, for the labgrid user it holds places as (harness.farm.job)
+    os.environ["HIL_FARM_WORKER"] = getattr(config, "workerinput", {}).get("workerid", "main")
     if not hasattr(config, "workerinput"):
         _farm_run_environment()
     if config.getoption("--rig") is not None:

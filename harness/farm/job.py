@@ -34,8 +34,13 @@ def job_id() -> str:
     return job
 
 
+WORKER_ENV = "HIL_FARM_WORKER"
+
+
 def worker_name() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER") or "main"
+    """This process's worker id (``gw0``; ``main`` without xdist): what the pytest plugin set for this process
+    (a pytest run started inside an xdist worker inherits that worker's PYTEST_XDIST_WORKER)."""
+    return os.environ.get(WORKER_ENV) or os.environ.get("PYTEST_XDIST_WORKER") or "main"
 
 
 def worker_user() -> str:

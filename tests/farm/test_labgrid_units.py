@@ -64,7 +64,7 @@ def test_labgrid_rig_mistakes_are_one_line(tmp_path, text, message):
 
 def test_labgrid_job_names_every_process_of_a_job(monkeypatch):
     monkeypatch.setenv("HIL_FARM_JOB", "ci-4711")
-    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw3")
+    monkeypatch.setenv("HIL_FARM_WORKER", "gw3")
     monkeypatch.delenv("LG_USERNAME", raising=False)
     assert worker_user() == "ci-4711-gw3"
     import os
