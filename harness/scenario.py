@@ -287,6 +287,12 @@ class OtaCase:
         return self.device.update_slot_name()
 
     @property
+    def confirms(self) -> bool:
+        """Whether the device confirms a new version once it runs it (a ``confirmed`` event, otadata VALID); the SDK
+        client does not: boot_v1.x's check of the bin at its first boot is the only trial there is."""
+        return self.device.confirms_updates
+
+    @property
     def rolled_back_state(self) -> str:
         """The otadata state the device leaves a firmware that failed its health check in (ABORTED: never
         confirmed, the bootloader gave up on it; INVALID: the device marked it invalid)."""

@@ -12,7 +12,8 @@ def test_power_loss_mid_write(ota_target):
 
     Expected after power-on: the baseline version runs and reports itself, otadata (or the file
     slot record) never moved, the half-written slot is not listed; then the same update,
-    uninterrupted, switches to the new version and is confirmed.
+    uninterrupted, switches to the new version and is confirmed (where the device confirms: the SDK
+    client's new bin is taken for good once boot_v1.x boots it).
     """
     before = ota_target.boot_state("before")
 
@@ -44,12 +45,14 @@ def test_power_loss_mid_write(ota_target):
         switch = ota_target.expect("switch", since=mark, timeout=120)
         ready = ota_target.ready(since=switch.at, timeout=90)
         assert ota_target.running_version(ready) == pub.version
-        ota_target.expect("confirmed", since=switch.at, timeout=5)
+        if ota_target.confirms:
+            ota_target.expect("confirmed", since=switch.at, timeout=5)
 
     final = ota_target.boot_state("after the retry")
     if ota_target.kind == "firmware":
         new = ota_target.update_slot
         assert final.boot_slot == new and final.slots[new].version == pub.version
-        assert final.slots[new].ota_state == "VALID"
+        if ota_target.confirms:
+            assert final.slots[new].ota_state == "VALID"
     else:
         assert (final.files.active, final.files.versions["b"], final.files.pending) == ("b", pub.version, False)

@@ -102,6 +102,9 @@ class Device(ABC):
     rolled_back_state: ClassVar[str] = "ABORTED"
     #: the update variants :meth:`publish` knows, per update kind
     variants: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: whether a new version is confirmed by the device once it runs (a ``confirmed`` event, a VALID otadata entry);
+    #: False where the loader's own check is all there is (boot_v1.x takes a bin for good once it boots)
+    confirms_updates: ClassVar[bool] = True
 
     def __init__(self, spec: DeviceSpec, board: Board, bench: Any):
         self.spec = spec

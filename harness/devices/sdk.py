@@ -80,6 +80,8 @@ class EspSdkDevice(Device):
                              "wrong_slot", "bad_magic", "too_large")}
     #: the boot selection of an SDK board is its system parameters, not an otadata partition
     rolled_back_state = ""
+    #: nothing confirms a new bin: boot_v1.x's magic and checksum check at its first boot is the only trial
+    confirms_updates = False
 
     def __init__(self, spec, board, bench):
         super().__init__(spec, board, bench)
