@@ -7,6 +7,11 @@ way from either with ``harness.esp``: the partition table, both otadata entries,
 slot's image (version, validity), which slot the bootloader will start next, and, for the
 MicroPython agent's file OTA, the slot record and slot manifests read out of littlefs in
 the filesystem region (``littlefs-python``, blocks fetched as needed).
+
+An ESP8266 whose flash holds the SDK's FOTA layout (a boot_v1.x at 0x0) is decoded as
+boot_v1.x sees it (:class:`SdkState`): the flag sector and both parameter copies, both user
+bins' headers, version records, magic, RAM checksum and CRC, and which bin runs next, decided
+by the same rules the virtual board's boot_v1.x model uses (``harness.esp.esp8266_image``).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from typing import Protocol
 
 from .chips import chip as chip_class
 from .esp import boot as rules
+from .esp import esp8266_image as sdk
 from .esp.app_image import image_length, verify_image
-from .esp.errors import FormatError
+from .esp.errors import FormatError, ImageFormatError
 from .esp.otadata import OTADATA_SECTOR_SIZE, parse_otadata, state_name
 from .esp.partition_table import PartitionTable
 
@@ -54,6 +60,70 @@ class FileSlots:
 
 
 @dataclass
+class SdkParams:
+    """One copy of boot_v1.x's parameters."""
+
+    copy: int
+    address: int
+    usr_bin: int
+    boot_status: int
+    version: int
+    valid: bool  # the loader accepts it as it is (its own version, usr_bin not 3)
+    head: str  # the first 8 bytes, hex
+
+
+@dataclass
+class SdkSlot:
+    """A user bin slot as boot_v1.x and an SDK app see it."""
+
+    slot: int
+    address: int
+    header_slot: int | None = None  # EA header byte 3: the slot gen_appbin linked the bin for
+    project: str = ""
+    version: str = ""
+    linked_slot: int | None = None  # the version record's slot
+    magic_ok: bool = False  # 0xEA/4 then 0xE9 (or a plain 0xE9)
+    inner_magic: int | None = None
+    checksum_ok: bool = False  # RAM segments: what the loader checks
+    crc_ok: bool = False  # the SDK CRC over the bin's own length: what upgrade_crc_check checks
+    length: int = 0
+    bootable: bool = False  # passes the loader's checks
+    reason: str | None = None
+
+
+@dataclass
+class SdkState:
+    """An ESP8266 in SDK FOTA layout, decoded as boot_v1.x reads it."""
+
+    map_code: int
+    map_name: str
+    loader: str  # "2nd boot version" text
+    loader_version: int
+    flag: int
+    current_copy: int
+    copies: list[SdkParams]
+    slots: dict[int, SdkSlot]
+    chosen_slot: int  # what the loader tries first
+    next_slot: int | None  # what runs after the next boot (after a fallback); None: "backup boot failed."
+    error: str | None = None
+
+    @property
+    def params(self) -> SdkParams:
+        """The current parameter copy."""
+        return self.copies[self.current_copy]
+
+    @property
+    def running_slot(self) -> int | None:
+        """The bin boot_v1.x runs (on an idle board: the one running now, or the next boot's)."""
+        return self.next_slot
+
+    @property
+    def slot_versions(self) -> dict[int, str | None]:
+        """The version record of each slot's bin (None: no record, e.g. an empty slot)."""
+        return {n: s.version or None for n, s in self.slots.items()}
+
+
+@dataclass
 class BootState:
     chip: str
     boot_slot: str | None = None  # what the bootloader starts next (ESP32), after its own checks
@@ -61,6 +131,7 @@ class BootState:
     slots: dict[str, SlotState] = field(default_factory=dict)
     files: FileSlots | None = None
     table_error: str | None = None
+    sdk: SdkState | None = None  # an ESP8266 in the SDK's FOTA layout
 
     @property
     def boot_version(self) -> str | None:
@@ -81,6 +152,14 @@ class BootState:
             for s in self.slots.values():
                 ok = "valid" if s.valid else f"INVALID ({s.reason})"
                 lines.append(f"{s.label:6} 0x{s.offset:06x} {s.project} {s.version} {ok} otadata={s.ota_state}")
+        if self.sdk is not None:
+            k = self.sdk
+            lines.append(f"sdk: boot_v1 {k.loader}, map {k.map_code} {k.map_name}, flag {k.flag} -> copy "
+                         f"{k.current_copy}, next boot: user{k.chosen_slot} -> "
+                         f"{'user' + str(k.next_slot) if k.next_slot else 'backup boot failed'}")
+            for c in k.copies:
+                lines.append(f"params[{c.copy}] 0x{c.address:06x}: usr_bin={c.usr_bin} boot_status={c.boot_status} "
+                             f"version={c.version} valid={c.valid}")
         if self.files is not None:
             f = self.files
             if f.error:
@@ -169,6 +248,10 @@ def read_boot_state(flasher: FlashSource, chip: str, *, files_region: tuple[int,
     """
     reader = _Reader(flasher)
     state = BootState(chip=chip)
+    if not chip_class(chip).has_partition_table:
+        state.sdk = _read_sdk_state(reader, known)
+        if state.sdk is not None:
+            _sdk_slots(state)
     if chip_class(chip).has_partition_table:
         _read_app_slots(reader, state, known)
         if files_region is None and state.table_error is None:
@@ -228,6 +311,114 @@ def _read_app_slots(reader: _Reader, state: BootState, known: Sequence[bytes] = 
                                          None if ota is None else state_name(ota))
     decision = rules.select_boot(table, otadata, check)
     state.boot_slot = decision.partition.label if decision.partition is not None else None
+
+
+def read_sdk_state(flasher: FlashSource, known: Sequence[bytes] = ()) -> SdkState | None:
+    """The SDK FOTA state of an ESP8266's flash, or None when 0x0 holds no boot_v1.x.
+
+    ``known`` are bins the caller wrote or served (as for :func:`read_boot_state`)."""
+    return _read_sdk_state(_Reader(flasher), known)
+
+
+def _read_sdk_state(reader: _Reader, known: Sequence[bytes] = ()) -> SdkState | None:
+    head = reader.read(0, BLOCK)
+    if head[0] != 0xE9:
+        return None
+    info = sdk.find_boot_v1(head)
+    if info is None:
+        return None
+    settings = sdk.FlashSettings.from_header(head)
+    try:
+        layout = sdk.FotaLayout.for_map_code(settings.map_code)
+    except ValueError as e:
+        return SdkState(settings.map_code, "", info.version_text, info.version, 0, 0, [], {}, 0, None, error=str(e))
+    try:
+        flag = reader.read(layout.flag, 1)[0]
+        raw = [reader.read(a, sdk.BOOT_PARAMS_LEN) for a in layout.params]
+    except FlashReadError as e:
+        return SdkState(settings.map_code, layout.map_name, info.version_text, info.version, 0, 0, [], {}, 0, None,
+                        error=str(e))
+    copies = []
+    for i, (address, data) in enumerate(zip(layout.params, raw, strict=True)):
+        p = sdk.BootParams.decode(data)
+        copies.append(SdkParams(i, address, p.usr_bin, p.boot_status, p.version,
+                                sdk.boot_params_valid(p, info.version), data[:8].hex()))
+    current = sdk.active_param_copy(flag)
+    slots = {n: _sdk_slot(reader, n, layout, known) for n in (1, 2)}
+    chosen, running = sdk.boot_v1_outcome(sdk.BootParams.decode(raw[current]), info.version,
+                                          lambda n: slots[n].bootable)
+    return SdkState(settings.map_code, layout.map_name, info.version_text, info.version, flag, current, copies, slots,
+                    chosen, running)
+
+
+def _sdk_slot(reader: _Reader, slot: int, layout, known: Sequence[bytes]) -> SdkSlot:
+    address = layout.slot_address(slot)
+    end = address + layout.app_size - sdk.SECTOR  # the slot's half of the map (user2's ends before the data)
+    state = SdkSlot(slot, address)
+    head = reader.read(address, 96)
+    desc = sdk.read_user_bin_desc(head)
+    if desc is not None:
+        state.header_slot, state.project, state.version, state.linked_slot = (desc.header_slot, desc.project,
+                                                                              desc.version, desc.linked_slot)
+    if head[0] == sdk.EA_MAGIC:
+        inner = address + 16 + int.from_bytes(head[12:16], "little")
+        if inner < end:
+            state.inner_magic = reader.read(inner, 1)[0]
+    image = _known_bin(reader, address, known)
+    if image is not None:  # judged from the bytes the caller wrote or served: no read-back of the slot
+        limit = address + len(image)
+
+        def read(addr: int, n: int) -> bytes:
+            return image[addr - address:addr - address + n]
+    else:
+        limit = end
+
+        def read(addr: int, n: int) -> bytes:
+            if addr < address or addr + n > end:
+                raise ImageFormatError(f"0x{addr:x}+0x{n:x} is outside user{slot}'s slot", None)
+            return reader.read(addr, n)
+    try:
+        check = sdk.check_boot_bin(read, address, limit)
+    except ImageFormatError as e:
+        check = sdk.BootBinCheck(False, "magic", str(e))
+    state.magic_ok = check.failure != "magic"
+    state.checksum_ok = state.bootable = check.ok
+    state.reason = None if check.ok else check.detail
+    state.length = check.length
+    if head[0] == sdk.EA_MAGIC:
+        try:
+            state.length = sdk.ea_bin_length(read, address, limit)
+            state.crc_ok = sdk.check_sdk_crc(read(address, state.length))
+        except ImageFormatError as e:
+            state.reason = state.reason or str(e)
+        if check.ok and not state.crc_ok:
+            state.reason = f"SDK CRC over the bin's {state.length} bytes does not match"
+    return state
+
+
+def _known_bin(reader: _Reader, offset: int, known: Sequence[bytes]) -> bytes | None:
+    """A whole known user bin the slot holds (first block and MD5 match), or None."""
+    head = reader.read(offset, BLOCK)
+    for image in sorted(known, key=len, reverse=True):
+        if len(image) < 16 or image[0] != sdk.EA_MAGIC or image[:BLOCK] != head[:min(len(image), BLOCK)]:
+            continue
+        try:
+            whole = sdk.parse_ea_image(image).length == len(image)
+        except FormatError:
+            whole = False
+        if whole and reader.flasher.md5(offset, len(image)) == hashlib.md5(image).hexdigest():
+            return image
+    return None
+
+
+def _sdk_slots(state: BootState) -> None:
+    """The SDK slots also as generic slots: ``boot_slot`` "user1"/"user2", ``boot_version``."""
+    k = state.sdk
+    assert k is not None
+    for n, s in k.slots.items():
+        state.slots[f"user{n}"] = SlotState(f"user{n}", s.address, 0, s.project, s.version, s.bootable and s.crc_ok,
+                                            s.reason)
+    state.boot_slot = f"user{k.next_slot}" if k.next_slot else None
 
 
 def read_file_slots(reader: _Reader, offset: int, size: int) -> FileSlots:

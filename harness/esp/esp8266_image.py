@@ -875,6 +875,22 @@ def _ram_image_span(read, inner: int, limit: int) -> int:
     return end
 
 
+def ea_bin_length(read, address: int, limit: int) -> int:
+    """Length of the user bin at ``address`` (header, irom0, RAM image, CRC) from its headers alone, whatever its
+    inner magic says, so a bin the loader refuses can still have its CRC checked. ImageFormatError if the
+    headers run past ``limit``."""
+    head = read(address, 16)
+    if head[0] != EA_MAGIC:
+        raise ImageFormatError(f"byte 0x{head[0]:02x} at 0x{address:x} is not 0xea", 0)
+    inner = address + 16 + struct.unpack_from("<I", head, 12)[0]
+    if inner + 8 > limit:
+        raise ImageFormatError(f"irom0 segment at 0x{address + 16:x} runs past 0x{limit:x}", 12)
+    end = inner + _ram_image_span(read, inner, limit) + CRC_LEN
+    if end > limit:
+        raise ImageFormatError(f"user bin at 0x{address:x} runs past 0x{limit:x}", end - address)
+    return end - address
+
+
 def check_boot_bin(read, address: int, limit: int) -> BootBinCheck:
     """boot_v1.x's checks of the bin at ``address``: magic (0xE9, or 0xEA/4 then 0xE9 after irom0) and the
     RAM segments' checksum. ``read(addr, n)`` reads flash; ``limit`` is the end of readable flash."""
@@ -948,5 +964,5 @@ __all__ = [
     "apply_protected_save", "bad_crc", "bad_magic", "build_boot_image", "build_user_bin", "find_boot_v1",
     "other_slot", "protected_save_writes", "read_user_bin_desc", "sdk_baseline", "too_large", "truncated",
     "version_record", "with_version", "BOOT_PARAMS_LEN", "BootBinCheck", "boot_params_valid", "boot_v1_outcome",
-    "check_boot_bin", "fresh_boot_params",
+    "check_boot_bin", "ea_bin_length", "fresh_boot_params",
 ]
