@@ -3,6 +3,7 @@
 #include "osapi.h"
 #include "spi_flash.h"
 #include "user_interface.h"
+#include "user_config.h"
 #include "fota_checks.h"
 
 static uint32 crc_table[256];
@@ -80,8 +81,12 @@ const char * ICACHE_FLASH_ATTR fota_running_version(void)
         if (spi_flash_read(system_get_userbin_addr(), record, sizeof(record)) == SPI_FLASH_RESULT_OK) {
             rec = fota_record_of((const uint8 *)record);
         }
-        if (!rec) rec = &fota_app_record;
-        os_memcpy(version, rec->version, 32);
+        if (rec) {
+            os_memcpy(version, rec->version, 32);
+        } else {
+            /* not fota_app_record itself: it lives in irom0, which the CPU reads in whole words only */
+            os_strncpy(version, APP_VERSION, 32);
+        }
         version[32] = 0;
     }
     return version;

@@ -21,7 +21,7 @@ typedef struct {
 extern const fota_app_record_t fota_app_record;
 
 /* The version of the bin this app runs from: the record at offset 16 of the running user bin, read from flash
- * (so a bin re-stamped after the build reports its stamp); this build's own record if the flash has none. */
+ * (so a bin re-stamped after the build reports its stamp); APP_VERSION if the flash has none. */
 const char *fota_running_version(void);
 
 /* Reflected CRC-32 (polynomial 0xEDB88320), no final XOR: start with 0xFFFFFFFF, feed bytes. */
