@@ -60,7 +60,12 @@ class LabgridPowerSwitch(PowerSwitch):
         self._do("off", self._driver.off)
 
     def state(self) -> bool | None:
-        return bool(self._do("get", self._driver.get))
+        try:
+            return bool(self._driver.get())
+        except NotImplementedError:  # a model that cannot read its output back
+            return None
+        except Exception as e:
+            raise PowerSwitchError(f"power switch of {self.name} ({self.description}): get: {_text(e)}") from None
 
     def close(self) -> None:
         if self._target is not None:

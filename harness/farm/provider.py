@@ -328,7 +328,7 @@ def _check(holding: PlaceHolding, rig) -> None:
     """The place's infrastructure checks: its switch answers and switches off, its serial port connects."""
     try:
         holding.power.off()
-        if holding.power.state() is not False:
+        if holding.power.state() is True:
             raise FarmPowerFailure(f"labgrid place {holding.place}: its power switch still reports on after off")
     except PowerFailure as e:
         if isinstance(e, FarmPowerFailure):

@@ -4,6 +4,7 @@ endpoint), and scenario runs through a labgrid rig."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -95,6 +96,10 @@ def test_labgrid_scenarios_run_on_two_places_with_three_workers(farm, idf_build,
     # the dead place failed its checks twice and was taken out of the run's pool, and the run says so
     assert re.search(r"hil: labgrid place vb-dead was taken out of this run's pool: failed its infrastructure "
                      r"checks 2 times", proc.stdout), out[-3000:]
+    # one report: each case names the place it ran on
+    results = [json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")]
+    assert sorted(next(x["value"] for x in r["parameters"] if x["name"] == "labgrid place") in ("vb-0", "vb-1")
+                  for r in results) == [True] * 3, results
     env = (tmp_path / "allure" / "environment.properties").read_text()
     assert "labgrid.out_of_pool.vb-dead=" in env and "labgrid.place.vb-0=" in env, env
     # three workers on two places: one waited for a place another worker gave back
@@ -160,6 +165,13 @@ def test_labgrid_sigkilled_run_s_place_is_freed_by_hil_farm_release(farm, idf_bu
     assert release.returncode == 0, release.stdout + release.stderr
     assert f"released {places[0][0]}" in release.stdout
     assert _holdings(farm, "killjob") == ([], [])
+    # -n auto: a worker per matching place (vb-0, vb-1, vb-dead), no more than there are cases
+    from harness.farm.pool import auto_workers
+    from harness.rig import load_rig
+
+    rig = load_rig(str(tmp_path / "kill.yaml"), check_files=False)
+    cases = [("esp32", "esp-idf", "firmware")]
+    assert auto_workers(rig, rig.boards, cases * 5) == 3 and auto_workers(rig, rig.boards, cases) == 1
     listing = subprocess.run([sys.executable, "-m", "harness.cli", "farm", "list", "--coordinator", farm.address],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0, listing.stderr

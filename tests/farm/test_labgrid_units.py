@@ -82,3 +82,26 @@ def test_labgrid_pool_takes_a_place_out_after_two_failed_checks(tmp_path):
     assert other_worker.failed("vb-1", "serial port does not connect", "job-gw1")
     assert list(pool.excluded()) == ["vb-1"]
     assert "2 times, last: serial port does not connect" in pool.excluded()["vb-1"]
+
+
+def test_labgrid_exporter_config_from_a_bench_rig():
+    import yaml
+
+    from harness.farm.cli import exporter_config
+
+    text = exporter_config("bench1", [])
+    config = yaml.safe_load(text)
+    assert set(config) == {"esp32-devkitc", "esp8266-nodemcu"}
+    assert config["esp32-devkitc"]["RawSerialPort"]["port"].startswith("/dev/serial/by-id/usb-Silicon_Labs")
+    assert config["esp8266-nodemcu"]["USBSerialPort"]["match"] == {"ID_PATH": "*-usb-0:1-1.4"}
+    # an LCUS relay has no labgrid model: the file says what to put in front of it
+    assert "# esp32-devkitc: power lcus" in text and "model: rest" in text
+
+
+def test_labgrid_release_needs_a_coordinator(capsys, monkeypatch):
+    from harness.farm.cli import main
+
+    monkeypatch.delenv("LG_COORDINATOR", raising=False)
+    assert main(["release", "--job", "ci-1"]) == 1
+    assert capsys.readouterr().err.strip() == ("hil farm: which coordinator? give --coordinator HOST:PORT, "
+                                               "LG_COORDINATOR or --rig NAME")
