@@ -38,16 +38,9 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
-import os
-import select
 import socket
 import ssl
-import struct
-import subprocess
-import tempfile
-import threading
 import time
-from pathlib import Path
 
 from ..esp import boot as rules
 from ..esp.app_image import verify_image
@@ -57,6 +50,13 @@ from .apps import AppContext
 from .chip import CAUSE_DEEPSLEEP, CAUSE_EN, CAUSE_POWER_ON, CAUSE_SOFTWARE, CAUSE_WATCHDOG, EXIT_REBOOT
 from .efuse import Efuse
 from .flash import SECTOR_SIZE
+from .host_app import Fail as _Fail
+from .host_app import Reply as _Reply
+from .host_app import decode as _decode
+from .host_app import (
+    extract_executable,  # noqa: F401  (its home was here)
+    run_host_app,
+)
 from .idf.build import find_host_payload
 from .idf.nvs import ERR as NVS_ERR
 from .idf.nvs import Flash as NvsFlash
@@ -91,77 +91,6 @@ def carries_host_app(image) -> bool:
     return find_host_payload(getattr(image, "segments", ())) is not None
 
 
-def _cache_dirs() -> list[Path]:
-    """Where extracted executables go: the temporary directory, or (where that is mounted noexec) the cache."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return [Path(tempfile.gettempdir()) / f"esp-ota-hil-idf-{os.getuid()}", Path(base) / "esp-ota-hil" / "idf-run"]
-
-
-def extract_executable(image, image_bytes_digest: str, where: int = 0) -> Path:
-    """The executable of the booted image as a file, cached by the image's SHA-256."""
-    exe = find_host_payload(image.segments)
-    if exe is None:
-        raise ValueError("the image carries no host executable")
-    path = _cache_dirs()[where] / f"{image_bytes_digest}.elf"
-    if path.is_file() and path.stat().st_size == len(exe):
-        return path
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(exe)
-    tmp.chmod(0o700)
-    os.replace(tmp, path)
-    return path
-
-
-class _Reply:
-    def __init__(self, status: int = ESP_OK, *items: int | bytes):
-        self.status = status
-        self.items = list(items)
-        self.logs: list[tuple[str, str, str]] = []
-
-    def log(self, level: str, tag: str, text: str) -> _Reply:
-        self.logs.append((level, tag, text))
-        return self
-
-    def encode(self) -> bytes:
-        out = [struct.pack("<i", self.status)]
-        for level, tag, text in self.logs:
-            payload = level.encode() + tag.encode() + b"\0" + text.encode()
-            out.append(b"L" + struct.pack("<I", len(payload)) + payload)
-        for item in self.items:
-            if isinstance(item, (bytes, bytearray)):
-                out.append(b"b" + struct.pack("<I", len(item)) + bytes(item))
-            else:
-                out.append(b"i" + struct.pack("<q", int(item)))
-        body = b"".join(out)
-        return struct.pack("<I", len(body)) + body
-
-
-class _Fail(Exception):
-    def __init__(self, status: int, *logs: tuple[str, str, str]):
-        super().__init__(status)
-        self.status = status
-        self.logs = list(logs)
-
-
-def _decode(body: bytes) -> tuple[str, list]:
-    name, _, rest = body.partition(b"\0")
-    args: list = []
-    pos = 0
-    while pos < len(rest):
-        kind = rest[pos:pos + 1]
-        pos += 1
-        if kind == b"i":
-            args.append(struct.unpack_from("<q", rest, pos)[0])
-            pos += 8
-        else:
-            (n,) = struct.unpack_from("<I", rest, pos)
-            pos += 4
-            args.append(rest[pos:pos + n])
-            pos += n
-    return name.decode(), args
-
-
 def _err(name: str) -> int:
     return ERR[name]
 
@@ -181,7 +110,6 @@ class IdfRuntime:
         self.uart = ctx.uart
         self.flash = ctx.flash
         self.chip = ctx.cfg.chip
-        self.proc: subprocess.Popen | None = None
         self.net = NetHost(self)
         self.wifi_wanted: tuple[str, str] | None = None
         self.rollback = True
@@ -211,46 +139,18 @@ class IdfRuntime:
     def run(self) -> int:
         image = self.ctx.image
         digest = (image.calculated_sha256 or hashlib.sha256(repr(image.segments).encode()).digest()).hex()
-        exe = extract_executable(image, digest)
-        cwd = tempfile.TemporaryDirectory(prefix="hil-idf-")
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        out_r, out_w = os.pipe()
-        in_r, in_w = os.pipe()
         boot_ms = int((time.monotonic() - self.ctx.started) * 1000) if self.ctx.started else 0
         mac = self.ctx.cfg.mac.hex()
-        argv = [str(exe), str(req_w), str(rep_r), str(os.getpid()), str(boot_ms), hex(self.ctx.offset),
-                hex(self.flash.size), str(RESET_REASON.get(self.ctx.run.cause, 1)), mac,
-                str(self._efuse_secure_version())]
+        args = [str(boot_ms), hex(self.ctx.offset), hex(self.flash.size), str(RESET_REASON.get(self.ctx.run.cause, 1)),
+                mac, str(self._efuse_secure_version())]
         try:
-            try:
-                self.proc = subprocess.Popen(argv, stdin=in_r, stdout=out_w, stderr=out_w, pass_fds=(req_w, rep_r),
-                                             env={}, cwd=cwd.name, close_fds=True)
-            except PermissionError:  # a temporary directory mounted noexec
-                argv[0] = str(extract_executable(image, digest, where=1))
-                self.proc = subprocess.Popen(argv, stdin=in_r, stdout=out_w, stderr=out_w, pass_fds=(req_w, rep_r),
-                                             env={}, cwd=cwd.name, close_fds=True)
+            code = run_host_app(self.uart, image, digest, args, self._dispatch, prefix="hil-idf-")
         except OSError as e:
             self.uart.event("log", msg=f"cannot start the app: {e}")
             self.uart.write(f"\r\nE (0) cpu_start: app could not start: {e}\r\n".encode())
-            for fd in (req_r, req_w, rep_r, rep_w, out_r, out_w, in_r, in_w):
-                os.close(fd)
             time.sleep(1.0)
             return EXIT_REBOOT
-        for fd in (req_w, rep_r, out_w, in_r):
-            os.close(fd)
-        pump = threading.Thread(target=self._uart_to_app, args=(in_w,), name="uart-to-app", daemon=True)
-        pump.start()
-        try:
-            self._serve(req_r, rep_w, out_r)
-        finally:
-            for fd in (req_r, rep_w):
-                os.close(fd)
-        code = self.proc.wait()
-        self._drain(out_r)
-        os.close(out_r)
         self.net.reset()
-        cwd.cleanup()
         return self._exit(code)
 
     def _exit(self, code: int) -> int:
@@ -263,61 +163,6 @@ class IdfRuntime:
         self.uart.write(f"\r\nGuru Meditation Error: Core  0 panic'ed (Unhandled debug exception). "
                         f"Exception was unhandled.\r\n(the app process ended: {why})\r\n\r\nRebooting...\r\n".encode())
         return EXIT_REBOOT
-
-    def _uart_to_app(self, fd: int) -> None:
-        try:
-            while True:
-                data = self.uart.read(None)
-                if data:
-                    os.write(fd, data)
-        except OSError:
-            pass
-
-    def _drain(self, out_r: int) -> None:
-        while True:
-            try:
-                data = os.read(out_r, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.uart.write(data)
-
-    def _serve(self, req_r: int, rep_w: int, out_r: int) -> None:
-        buf = bytearray()
-        out_open = True
-        while True:
-            fds = [req_r] + ([out_r] if out_open else [])
-            ready, _, _ = select.select(fds, [], [])
-            # output first: what the app printed before a call reaches the UART before what the call causes
-            if out_open and out_r in ready:
-                data = os.read(out_r, 65536)
-                if data:
-                    self.uart.write(data)
-                else:
-                    out_open = False
-            if req_r in ready:
-                chunk = os.read(req_r, 1 << 20)
-                if not chunk:
-                    return
-                buf += chunk
-                while len(buf) >= 4:
-                    (n,) = struct.unpack_from("<I", buf)
-                    if len(buf) < 4 + n:
-                        break
-                    body = bytes(buf[4:4 + n])
-                    del buf[:4 + n]
-                    if out_open:
-                        self._forward_pending(out_r)
-                    reply = self._dispatch(body)
-                    _write_all(rep_w, reply.encode())
-
-    def _forward_pending(self, out_r: int) -> None:
-        while select.select([out_r], [], [], 0)[0]:
-            data = os.read(out_r, 65536)
-            if not data:
-                return
-            self.uart.write(data)
 
     def _dispatch(self, body: bytes) -> _Reply:
         name, args = _decode(body)
@@ -781,16 +626,6 @@ class IdfRuntime:
     def op_net_close(self, handle: int) -> _Reply:
         self.net._close(handle)
         return _Reply()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BrokenPipeError:
-            return
-        view = view[n:]
 
 
 def run_idf_app(ctx: AppContext) -> int:

@@ -25,13 +25,9 @@ watchdog; the SDK's own start-up text is shortened to its version line.
 from __future__ import annotations
 
 import errno
-import os
+import hashlib
 import select
 import socket
-import struct
-import subprocess
-import tempfile
-import threading
 import time
 from types import SimpleNamespace
 
@@ -39,9 +35,9 @@ from ..esp.esp8266_image import VERSION_RECORD, VERSION_RECORD_MAGIC
 from .apps import AppContext
 from .chip import CAUSE_DEEPSLEEP, CAUSE_EN, CAUSE_POWER_ON, CAUSE_SOFTWARE, CAUSE_WATCHDOG, EXIT_REBOOT
 from .flash import SECTOR_SIZE
+from .host_app import Reply, decode, run_host_app
 from .idf.build import HOST_MAGIC, find_host_payload
 from .port_net import NetHost
-from .runtime_idf import _decode, _Reply, _write_all, extract_executable
 
 APP_EXIT_RESTART = 40
 RECORD_SIZE = VERSION_RECORD.size  # the version record before the payload in irom0
@@ -81,7 +77,6 @@ class SdkRuntime:
         self.chip = ctx.cfg.chip
         self.layout = getattr(ctx.sdk, "layout", None)
         self.slot = int(getattr(ctx.sdk, "slot", 1) or 1)
-        self.proc: subprocess.Popen | None = None
         self.net = NetHost(self)
         self.connecting: dict[int, float] = {}  # handle -> deadline
         self.ops = {name[3:]: getattr(self, name) for name in dir(self) if name.startswith("op_")}
@@ -120,45 +115,17 @@ class SdkRuntime:
             # on the 256+256 and 512+512 maps user1 and user2 are different links (irom0 at 0x40201010 or
             # 0x40281010): a bin linked for the other slot jumps into code that is not there
             return self._crash(f"a bin linked for user{linked} runs from user{self.slot}")
-        import hashlib
-
         digest = hashlib.sha256(exe_bytes).hexdigest()
         image = SimpleNamespace(segments=[SimpleNamespace(data=_irom(self.ctx.image)[RECORD_SIZE:])])
-        exe = extract_executable(image, digest)
-        cwd = tempfile.TemporaryDirectory(prefix="hil-sdk-")
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        out_r, out_w = os.pipe()
-        in_r, in_w = os.pipe()
         boot_ms = int((time.monotonic() - self.ctx.started) * 1000) if self.ctx.started else 0
-        argv = [str(exe), str(req_w), str(rep_r), str(os.getpid()), str(boot_ms), str(self.slot),
-                str(self._map_code()), hex(self.flash.size), str(RESET_REASON.get(self.ctx.run.cause, 0)),
-                self.ctx.cfg.mac.hex()]
+        args = [str(boot_ms), str(self.slot), str(self._map_code()), hex(self.flash.size),
+                str(RESET_REASON.get(self.ctx.run.cause, 0)), self.ctx.cfg.mac.hex()]
         try:
-            try:
-                self.proc = subprocess.Popen(argv, stdin=in_r, stdout=out_w, stderr=out_w, pass_fds=(req_w, rep_r),
-                                             env={}, cwd=cwd.name, close_fds=True)
-            except PermissionError:  # a temporary directory mounted noexec
-                argv[0] = str(extract_executable(image, digest, where=1))
-                self.proc = subprocess.Popen(argv, stdin=in_r, stdout=out_w, stderr=out_w, pass_fds=(req_w, rep_r),
-                                             env={}, cwd=cwd.name, close_fds=True)
+            code = run_host_app(self.uart, image, digest, args, self._dispatch, prefix="hil-sdk-")
         except OSError as e:
-            for fd in (req_r, req_w, rep_r, rep_w, out_r, out_w, in_r, in_w):
-                os.close(fd)
             return self._crash(f"the app could not start: {e}")
-        for fd in (req_w, rep_r, out_w, in_r):
-            os.close(fd)
-        threading.Thread(target=self._uart_to_app, args=(in_w,), name="uart-to-app", daemon=True).start()
-        try:
-            self._serve(req_r, rep_w, out_r)
         finally:
-            for fd in (req_r, rep_w):
-                os.close(fd)
-        code = self.proc.wait()
-        self._drain(out_r)
-        os.close(out_r)
-        self.net.reset()
-        cwd.cleanup()
+            self.net.reset()
         if code == APP_EXIT_RESTART:
             self.uart.event("app-exit", reason="restart")
             return EXIT_REBOOT
@@ -173,61 +140,11 @@ class SdkRuntime:
         time.sleep(0.05)
         return EXIT_REBOOT
 
-    def _uart_to_app(self, fd: int) -> None:
-        try:
-            while True:
-                data = self.uart.read(None)
-                if data:
-                    os.write(fd, data)
-        except OSError:
-            pass
-
-    def _drain(self, out_r: int) -> None:
-        while True:
-            try:
-                data = os.read(out_r, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.uart.write(data)
-
-    def _serve(self, req_r: int, rep_w: int, out_r: int) -> None:
-        buf = bytearray()
-        out_open = True
-        while True:
-            fds = [req_r] + ([out_r] if out_open else [])
-            ready, _, _ = select.select(fds, [], [])
-            if out_open and out_r in ready:  # what the app printed first reaches the UART first
-                data = os.read(out_r, 65536)
-                if data:
-                    self.uart.write(data)
-                else:
-                    out_open = False
-            if req_r in ready:
-                chunk = os.read(req_r, 1 << 20)
-                if not chunk:
-                    return
-                buf += chunk
-                while len(buf) >= 4:
-                    (n,) = struct.unpack_from("<I", buf)
-                    if len(buf) < 4 + n:
-                        break
-                    body = bytes(buf[4:4 + n])
-                    del buf[:4 + n]
-                    if out_open:
-                        while select.select([out_r], [], [], 0)[0]:
-                            data = os.read(out_r, 65536)
-                            if not data:
-                                break
-                            self.uart.write(data)
-                    _write_all(rep_w, self._dispatch(body).encode())
-
-    def _dispatch(self, body: bytes) -> _Reply:
-        name, args = _decode(body)
+    def _dispatch(self, body: bytes) -> Reply:
+        name, args = decode(body)
         op = self.ops.get(name)
         if op is None:
-            return _Reply(-1).log("E", "hil", f"unknown board call {name}\n")
+            return Reply(-1).log("E", "hil", f"unknown board call {name}\n")
         try:
             return op(*args)
         except Exception as e:
@@ -236,57 +153,57 @@ class SdkRuntime:
             import traceback
 
             self.uart.event("log", msg=f"board call {name} failed: {traceback.format_exc()}")
-            return _Reply(-1)
+            return Reply(-1)
 
     # -- UART, flash --------------------------------------------------------------------------------------------
-    def op_uart_baud(self, baud: int) -> _Reply:
+    def op_uart_baud(self, baud: int) -> Reply:
         # 80 MHz / divisor is never exactly a standard rate (80e6 / 694 = 115274); a UART receives within ~2 %
         near = min(STANDARD_BAUDS, key=lambda b: abs(b - baud))
         self.uart.set_baud(near if abs(near - baud) <= near * 0.02 else int(baud))
-        return _Reply()
+        return Reply()
 
-    def op_flash_read(self, addr: int, size: int) -> _Reply:
+    def op_flash_read(self, addr: int, size: int) -> Reply:
         if addr < 0 or size < 0 or addr + size > self.flash.size:
-            return _Reply(1)
-        return _Reply(0, self.flash.read(addr, size))
+            return Reply(1)
+        return Reply(0, self.flash.read(addr, size))
 
-    def op_flash_write(self, addr: int, data: bytes) -> _Reply:
+    def op_flash_write(self, addr: int, data: bytes) -> Reply:
         if addr < 0 or addr + len(data) > self.flash.size:
-            return _Reply(1)
+            return Reply(1)
         self.flash.program(addr, data)
-        return _Reply()
+        return Reply()
 
-    def op_flash_erase(self, sector: int) -> _Reply:
+    def op_flash_erase(self, sector: int) -> Reply:
         if sector < 0 or (sector + 1) * SECTOR_SIZE > self.flash.size:
-            return _Reply(1)
+            return Reply(1)
         self.flash.erase_range(sector * SECTOR_SIZE, SECTOR_SIZE)
-        return _Reply()
+        return Reply()
 
     # -- Wi-Fi ----------------------------------------------------------------------------------------------------
-    def op_wifi_connect(self, ssid: bytes, password: bytes) -> _Reply:
+    def op_wifi_connect(self, ssid: bytes, password: bytes) -> Reply:
         self.net._active(0, True)
         self.net._connect(0, ssid.decode(errors="replace"), password.decode(errors="replace"))
-        return _Reply()
+        return Reply()
 
-    def op_wifi_disconnect(self) -> _Reply:
+    def op_wifi_disconnect(self) -> Reply:
         self.net._disconnect(0)
-        return _Reply()
+        return Reply()
 
-    def op_wifi_status(self) -> _Reply:
-        return _Reply(0, self.net._status(0))
+    def op_wifi_status(self) -> Reply:
+        return Reply(0, self.net._status(0))
 
-    def op_wifi_ip(self) -> _Reply:
+    def op_wifi_ip(self) -> Reply:
         def word(text: str) -> int:
             return int.from_bytes(socket.inet_aton(text), "little")
 
         ip, mask, gw, _dns = self.net._ifconfig(0)
-        return _Reply(0, word(ip), word(mask), word(gw))
+        return Reply(0, word(ip), word(mask), word(gw))
 
     # -- TCP ------------------------------------------------------------------------------------------------------
-    def op_tcp_connect(self, host: bytes, port: int) -> _Reply:
+    def op_tcp_connect(self, host: bytes, port: int) -> Reply:
         net = self.net
         if not net._connected():
-            return _Reply(ESPCONN_RTE)
+            return Reply(ESPCONN_RTE)
         handle = net._new(2, 1)
         s = net.socks[handle]
         err = s.sock.connect_ex((host.decode(), int(port)))
@@ -294,28 +211,28 @@ class SdkRuntime:
             # refused at once: the reconnect callback says so from the event loop
             s.broken = True
         self.connecting[handle] = time.monotonic() + CONNECT_TIMEOUT
-        return _Reply(0, handle)
+        return Reply(0, handle)
 
-    def op_tcp_send(self, handle: int, data: bytes) -> _Reply:
+    def op_tcp_send(self, handle: int, data: bytes) -> Reply:
         s = self.net.socks.get(handle)
         if s is None or s.broken or handle in self.connecting:
-            return _Reply(ESPCONN_CONN)
+            return Reply(ESPCONN_CONN)
         try:
             s.sock.setblocking(True)
             s.sock.settimeout(5.0)
             s.sock.sendall(data)
         except OSError:
-            return _Reply(ESPCONN_CONN)
+            return Reply(ESPCONN_CONN)
         finally:
             s.sock.setblocking(False)
-        return _Reply()
+        return Reply()
 
-    def op_tcp_close(self, handle: int) -> _Reply:
+    def op_tcp_close(self, handle: int) -> Reply:
         self.connecting.pop(handle, None)
         self.net._close(handle)
-        return _Reply()
+        return Reply()
 
-    def op_net_poll(self, timeout_ms: int, mss: int) -> _Reply:
+    def op_net_poll(self, timeout_ms: int, mss: int) -> Reply:
         deadline = time.monotonic() + max(0, timeout_ms) / 1000
         while True:
             event = self._net_event(max(1, mss))
@@ -323,7 +240,7 @@ class SdkRuntime:
                 return event
             left = deadline - time.monotonic()
             if left <= 0:
-                return _Reply(0, EV_NONE)
+                return Reply(0, EV_NONE)
             try:
                 select.select([s for h, s in self._open() if h not in self.connecting],
                               [s for h, s in self._open() if h in self.connecting], [], min(left, 0.05))
@@ -333,30 +250,30 @@ class SdkRuntime:
     def _open(self) -> list[tuple[int, socket.socket]]:
         return [(h, s.sock) for h, s in self.net.socks.items() if not s.broken]
 
-    def _net_event(self, mss: int) -> _Reply | None:
+    def _net_event(self, mss: int) -> Reply | None:
         now = time.monotonic()
         for handle, s in list(self.net.socks.items()):
             if handle in self.connecting:
                 if s.broken:
                     self.connecting.pop(handle)
-                    return _Reply(0, EV_ERROR, handle, ESPCONN_RST)
+                    return Reply(0, EV_ERROR, handle, ESPCONN_RST)
                 _r, w, _x = select.select([], [s.sock], [], 0)
                 if w:
                     self.connecting.pop(handle)
                     err = s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if err:
-                        return _Reply(0, EV_ERROR, handle, ESPCONN_RST)
-                    return _Reply(0, EV_CONNECTED, handle)
+                        return Reply(0, EV_ERROR, handle, ESPCONN_RST)
+                    return Reply(0, EV_CONNECTED, handle)
                 if now >= self.connecting[handle]:
                     self.connecting.pop(handle)
-                    return _Reply(0, EV_ERROR, handle, ESPCONN_TIMEOUT)
+                    return Reply(0, EV_ERROR, handle, ESPCONN_TIMEOUT)
                 continue
             if s.broken:
-                return _Reply(0, EV_ERROR, handle, ESPCONN_ABRT)
+                return Reply(0, EV_ERROR, handle, ESPCONN_ABRT)
             try:
                 r, _w, _x = select.select([s.sock], [], [], 0)
             except (OSError, ValueError):
-                return _Reply(0, EV_ERROR, handle, ESPCONN_ABRT)
+                return Reply(0, EV_ERROR, handle, ESPCONN_ABRT)
             if not r:
                 continue
             try:
@@ -365,11 +282,11 @@ class SdkRuntime:
                 continue
             except OSError:
                 s.broken = True
-                return _Reply(0, EV_ERROR, handle, ESPCONN_RST)
+                return Reply(0, EV_ERROR, handle, ESPCONN_RST)
             if not data:
                 s.broken = True
-                return _Reply(0, EV_CLOSED, handle)
-            return _Reply(0, EV_DATA, handle, 0, data)
+                return Reply(0, EV_CLOSED, handle)
+            return Reply(0, EV_DATA, handle, 0, data)
         return None
 
 
