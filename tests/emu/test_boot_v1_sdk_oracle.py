@@ -16,6 +16,7 @@ from harness.esp.esp8266_image import (
     bad_crc,
     bad_magic,
     build_user_bin,
+    decode_fota_state,
     switch_slot_writes,
 )
 from harness.firmware import micropython_baseline
@@ -129,3 +130,23 @@ def test_micropython_flash_is_not_sdk_layout(tmp_path, chip):
             f.write(part.data)
     st = read_boot_state(FlashFile(path), chip)
     assert st.sdk is None and st.slots == {} and st.boot_slot is None
+
+
+@pytest.mark.parametrize("map_code,size", [(0, 512 * 1024), (2, 1024 * 1024), (6, MB4)])
+def test_other_maps(tmp_path, map_code, size):
+    layout = FotaLayout.for_map_code(map_code)
+    u1 = build_user_bin(1, "2.0.0", map_code=map_code)
+    u2 = build_user_bin(2, "2.1.0", map_code=map_code)
+    path = baseline(tmp_path, u1, u2, map_code=map_code, size=size)
+    assert boot(path, size)[0] == "app"
+    flash = NorFlash(path, size)
+    data = flash.read(0, size)
+    st = decode_fota_state(data[layout.flag:layout.flag + 32], data[layout.params[0]:layout.params[0] + 32],
+                           data[layout.params[1]:layout.params[1] + 32])
+    assert apply_protected_save(flash, switch_slot_writes(st, 2, layout))
+    flash.close()
+    k = read_sdk_state(FlashFile(path))
+    assert (k.map_code, k.current_copy, k.next_slot) == (map_code, 1, 2)
+    assert k.slots[2].address == layout.user2 and k.slots[2].crc_ok and k.slot_versions == {1: "2.0.0", 2: "2.1.0"}
+    code, _t, _e, ctx = boot(path, size)
+    assert code == "app" and ctx.sdk.slot == 2
