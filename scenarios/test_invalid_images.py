@@ -12,8 +12,10 @@ from harness import report
 
 #: variant -> (what it is, the refusal reasons that name that fault)
 INVALID = {
-    "truncated": ("the first 64000 bytes of the next version", {"bad-image", "image-hash", "incomplete"}),
-    "truncated_header": ("the first 180 bytes: the header ends inside the app descriptor", {"bad-image", "image-hash"}),
+    "truncated": ("the first 64000 bytes of the next version (an SDK bin: at most half of it)",
+                  {"bad-image", "image-hash", "incomplete", "bad-crc"}),
+    "truncated_header": ("the first 180 bytes: the header ends inside the app descriptor",
+                         {"bad-image", "image-hash", "bad-crc"}),
     "random": ("128 KiB of random bytes, the first 0", {"bad-image"}),
     "wrong_chip": ("the next version with another chip id in its header", {"wrong-chip"}),
 }

@@ -239,7 +239,8 @@ class EspSdkDevice(Device):
         good = bins[target]
         changed = {
             "bad_crc": lambda: sdk.bad_crc(good),
-            "truncated": lambda: good[:64000],
+            # the first 64000 bytes, as ESP-IDF's example test serves; of a smaller bin, the first half
+            "truncated": lambda: good[:min(64000, len(good) // 2)],
             "truncated_header": lambda: good[:180],
             "random": lambda: b"\x00" + hashlib.shake_256(b"random bin").digest(0x20000 - 1),
             "wrong_slot": lambda: bins[3 - target],
@@ -256,6 +257,7 @@ class EspSdkDevice(Device):
         fota = server or self.server()
         version, bins = self.images(variant)
         target = 3 - self.running_slot()
+        fota.set_fault(None)  # a fault plan of an earlier case on this board's server is over
         for slot, data in bins.items():
             fota.set_image(slot, data)
         image = bins[target]

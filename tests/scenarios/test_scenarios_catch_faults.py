@@ -46,6 +46,13 @@ CASES = [
     ("skip-cert-verify", "test_tls.py", "esp32-0-esp-idf-firmware"),
     # the client's check off, the image is written and only esp_ota_set_boot_partition refuses it
     ("skip-secure-version-check", "test_anti_rollback.py", "esp32-0-esp-idf-anti-rollback-firmware"),
+    # the ESP8266 SDK FOTA client (seed 003)
+    ("sdk-no-crc-check", "test_sdk_fota.py", "esp8266-0-esp8266-sdk-firmware", "bad_crc"),
+    ("sdk-no-crc-check", "test_invalid_images.py", "esp8266-0-esp8266-sdk-firmware", "truncated"),
+    ("sdk-no-slot-check", "test_sdk_fota.py", "esp8266-0-esp8266-sdk-firmware", "other_slot"),
+    ("sdk-no-version-check", "test_same_version.py", "esp8266-0-esp8266-sdk-firmware"),
+    ("sdk-no-length-check", "test_sdk_fota.py", "esp8266-0-esp8266-sdk-firmware", "larger_than"),
+    ("sdk-switch-on-short", "test_sdk_fota.py", "esp8266-0-esp8266-sdk-firmware", "truncated_stream"),
 ]
 
 #: mutations no scenario can catch yet
@@ -82,8 +89,8 @@ def test_scenario_fails_against_the_broken_device(case, tmp_path):
     # every selected case fails, in its assertions
     assert re.search(r"\d+ failed", summary) and "passed" not in summary and "error" not in summary, out[-4000:]
     # the device's lines, or the bootloader's (of a board that was resetting, or that a client bricked)
-    _shows_its_evidence(out, board, r"^(OTA |[EWI] \(\d+\) )" if device == "micropython" else r"^[EWI] \(\d+\) ",
-                        tmp_path)
+    device_line = {"micropython": r"^(OTA |[EWI] \(\d+\) )", "esp8266-sdk": r"^fota: "}.get(device, r"^[EWI] \(\d+\) ")
+    _shows_its_evidence(out, board, device_line, tmp_path)
 
 
 def _shows_its_evidence(out: str, board: str, device_line: str, tmp_path) -> None:

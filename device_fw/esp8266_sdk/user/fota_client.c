@@ -47,7 +47,7 @@
 #define RETRY_MS 1000
 #define WIFI_WAIT_MS 10000
 #define IDLE_TIMEOUT_MS 10000
-#define PROGRESS_BYTES (16 * 1280)   /* a line every 16 of the server's packets */
+#define PROGRESS_BYTES (4 * 1280)    /* a line after the first write, then every 4 of the server's packets */
 #define ERASE_AHEAD 0xF000           /* bytes erased ahead of the write position per erase call */
 #define SEC SPI_FLASH_SEC_SIZE
 
@@ -220,8 +220,12 @@ static bool ICACHE_FLASH_ATTR check_head(void)
     int hslot = fota_header_slot(F.head);
     if (!OTA_CLIENT_MUTATION_NO_SLOT_CHECK) {
         if (hslot != F.target) {
-            if (hslot == 0) os_sprintf(detail, "not a boot_v1.x user bin (starts 0x%02x 0x%02x)", F.head[0], F.head[1]);
-            else os_sprintf(detail, "the bin's header is linked for user%d, not user%d", hslot, F.target);
+            if (hslot == 0) {
+                os_sprintf(detail, "not a boot_v1.x user bin (starts 0x%02x 0x%02x)", F.head[0], F.head[1]);
+                refuse("bad-image", detail);
+                return false;
+            }
+            os_sprintf(detail, "the bin's header is linked for user%d, not user%d", hslot, F.target);
             refuse("wrong-slot", detail);
             return false;
         }
@@ -454,7 +458,7 @@ bool ICACHE_FLASH_ATTR fota_start(const char *host, int port)
     }
     F.target_addr = item.addr;
     F.slot_size = item.size;
-    F.next_progress = PROGRESS_BYTES;
+    F.next_progress = 0;
     os_memcpy(F.tcp.remote_ip, &ip, 4);
     F.tcp.remote_port = port;
     os_printf("fota: connecting to %s:%d, asking for user%d\r\n", host, port, F.target);
