@@ -57,3 +57,18 @@ def test_bad_arguments_are_one_line_errors():
         build_client(version="1.0.0", mutation="NO_SUCH_THING")
     with pytest.raises(ValueError, match="version"):
         build_client(version="1 0")
+
+
+def test_many_processes_building_the_same_client_at_once(tmp_path):
+    import os
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-m", "harness.emu.sdk8266.build", "--version", "4.0.0"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    dirs = {out.split(": ")[1].split(" (")[0] for out in outs}
+    assert len(dirs) == 1
+    entries = [p.name for p in (tmp_path / "cache" / "esp-ota-hil" / "sdk8266").iterdir()]
+    assert len(entries) == 1, entries  # no half-built directory left behind
