@@ -18,6 +18,12 @@ it with an empty environment in an empty directory and serves it:
   resets (rst cause 4 on a chip, a software restart here); anything else that ends it is reported as the SDK's
   fatal exception and resets the chip.
 
+The figures of the model (``harness/emu/sdk8266/src``): the app starts with 47 KiB of free heap (the ESP8266EX
+datasheet gives about 50 KB for the heap and data of an app in station mode connected to an AP), each block costing
+its size plus 4 rounded up to 8 (umm_malloc's blocks); ``system_upgrade`` writes at most the FOTA demo's writable
+sectors per slot (58 / 122 / 250 for the 256 / 512 / 1024 KB maps); received data comes in segments of at most one
+TCP MSS (1460 bytes).
+
 Known differences from a chip: time is the host's (flash and network take no modelled time); there is no
 watchdog; the SDK's own start-up text is shortened to its version line.
 """

@@ -561,8 +561,7 @@ bool wifi_get_ip_info(uint8 if_index, struct ip_info *info)
 static void start_lines(void)
 {
     char line[160];
-    snprintf(line, sizeof(line), "\r\nSDK ver: %s compiled @ Jan  1 2025 00:00:00\r\nphy ver: 1156_0, pp ver: 10.2\r\n\r\n",
-             SDK_VERSION);
+    snprintf(line, sizeof(line), "\r\nSDK ver: %s compiled @ Jan  1 2025 00:00:00\r\n", SDK_VERSION);
     sdk_console_write(line, strlen(line));
 }
 
