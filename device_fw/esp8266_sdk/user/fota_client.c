@@ -6,8 +6,8 @@
  * What this client checks, in order, before switching:
  *   - the length word: not 0, not negative, not larger than the OTA partition (too-large), at least a header;
  *   - the head of the bin (its first 96 bytes, held back until they are all there, so nothing is written
- *     before they pass): EA header linked for the target slot and a version record linked for it too
- *     (wrong-slot), a version newer than the running one (same-version, older-version);
+ *     before they pass): a boot-mode-2 EA header (bad-image) linked for the target slot and a version record
+ *     linked for it too (wrong-slot), a version newer than the running one (same-version, older-version);
  *   - every write through the upgrade API (write-failed), never more bytes than announced (overrun);
  *   - the whole bin arrived (truncated), then the SDK's CRC over the bytes read back from flash (bad-crc).
  * Then FINISH + system_upgrade_reboot() (boot_v1.x starts the new bin), or on any refusal IDLE +
