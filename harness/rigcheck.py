@@ -119,7 +119,7 @@ def check_board(rig, spec, workdir: Path) -> list[Row]:
 
 def _free(rig, spec, stack: contextlib.ExitStack, row: Callable) -> bool:
     """Take a bench board's lock for the check: probing a board resets it under whichever run has it."""
-    if spec.virtual:
+    if spec.virtual or spec.farm is not None:  # a labgrid place is locked by acquiring it (harness.farm)
         return True
     try:
         stack.enter_context(BoardLock(rig.name, spec.name).acquire(timeout=0))
@@ -132,9 +132,10 @@ def _free(rig, spec, stack: contextlib.ExitStack, row: Callable) -> bool:
 
 def _check_hardware(rig, spec, workdir: Path, stack: contextlib.ExitStack, row: Callable) -> None:
     switch, port = _open(rig, spec, workdir, stack, row)
-    if switch is None and spec.virtual:
+    if switch is None and (spec.virtual or spec.farm is not None):
         for check in ("port", "chip"):
-            row(check, False, "not checked: the virtual board did not start")
+            row(check, False, "not checked: " + ("the virtual board did not start" if spec.virtual else
+                                                 "no labgrid place"))
         return
     # a bench board's port is looked for even when its switch cannot be built: the board may be on anyway
     powered = switch is not None and _check_power(spec, switch, row)
@@ -150,12 +151,14 @@ def _check_hardware(rig, spec, workdir: Path, stack: contextlib.ExitStack, row: 
 
 
 def _open(rig, spec, workdir: Path, stack: contextlib.ExitStack, row: Callable) -> tuple:
-    """The board's power switch and, for a virtual board, its serial URL; (None, None) after a FAIL row."""
-    if spec.virtual:
+    """The board's power switch and, for a virtual board or a labgrid place, its serial URL; (None, None) after a
+    FAIL row."""
+    if spec.virtual or spec.farm is not None:
         try:
             board = open_board(spec, rig, workdir)
         except Exception as e:
-            row("power", False, f"virtual board did not start: {_one_line(e)}")
+            what = "virtual board did not start" if spec.virtual else "no labgrid place"
+            row("power", False, f"{what}: {_one_line(e)}")
             return None, None
         stack.callback(_close_board, board, row)
         return board.power, board.url
@@ -207,6 +210,8 @@ def _switch_text(spec, switch) -> str:
         return f"control endpoint {switch.control_url}"
     if isinstance(switch, LcusSwitch) and spec.virtual:
         return f"virtual LCUS relay {switch.port} channel {switch.channel}"
+    if spec.farm is not None:
+        return f"labgrid place {getattr(switch, 'name', '?')}: {getattr(switch, 'description', '')}"
     # credentials stay out of the table, which ends up in CI logs
     options = ", ".join(f"{key}={value}" for key, value in spec.power.options.items() if "password" not in key)
     return f"{spec.power.kind} ({options})" if options else spec.power.kind

@@ -140,12 +140,13 @@ class RunPool:
     """What the run's workers share about places: failed checks and places taken out; a JSON file under a lock.
 
     The directory is ``HIL_FARM_RUN_DIR`` (the pytest controller makes one per run and its workers inherit
-    it); without it, one per job in the temporary directory.
+    it); without it (``hil rig check``), one for this process in the temporary directory.
     """
 
     def __init__(self, directory: Path | None = None):
         if directory is None:
-            directory = Path(os.environ.get(RUN_DIR_ENV) or Path(tempfile.gettempdir()) / f"hil-farm-{job_id()}")
+            directory = Path(os.environ.get(RUN_DIR_ENV) or
+                             Path(tempfile.gettempdir()) / f"hil-farm-{job_id()}-{os.getpid()}")
         self.directory = Path(directory)
         self.path = self.directory / "pool.json"
 

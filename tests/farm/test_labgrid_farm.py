@@ -176,3 +176,14 @@ def test_labgrid_sigkilled_run_s_place_is_freed_by_hil_farm_release(farm, idf_bu
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0, listing.stderr
     assert re.search(r"^vb-0\s+chip=esp32 pool=ota\s+-", listing.stdout, re.M), listing.stdout
+
+
+def test_labgrid_rig_check_takes_a_place_checks_it_and_gives_it_back(farm, idf_build, tmp_path):
+    rig = _rig(tmp_path / "check.yaml", farm, idf_build, tags="{pool: ota}")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "rig", "check", str(rig)], cwd=ROOT,
+                          env=_env("checkjob"), capture_output=True, text=True, timeout=120)
+    rows = {tuple(c.strip() for c in line.split("\u2502")[1:4]) for line in proc.stdout.splitlines()
+            if line.startswith("\u2502")}
+    for check in ("power", "port", "chip", "baseline"):
+        assert ("esp32", check, "ok") in rows, proc.stdout
+    assert _holdings(farm, "checkjob") == ([], [])
