@@ -291,6 +291,16 @@ def _device_baseline(rig, spec, device) -> tuple[bool, str]:
         parts = _read_parts((part.offset, part.path) for part in device.baseline)
         what = f"{len(parts)} file(s)"
         complete = len(parts) == len(device.baseline)
+    elif device.kind == "esp8266-sdk":
+        # a virtual board's SDK client: the host build a run makes (cached), in the layout the device flashes
+        try:
+            from .devices.sdk import VIRTUAL_MAP, host_build
+            from .esp.esp8266_image import sdk_baseline
+        except ImportError as e:
+            return False, f"not checked: the host build of device_fw/esp8266_sdk is not available ({_one_line(e)})"
+        built = sdk_baseline(spec.flash_size, VIRTUAL_MAP, host_build().user1)
+        parts = [BaselineImage(part.offset, part.data, f"host build {part.name}") for part in built]
+        what = f"host build of device_fw/esp8266_sdk, {len(parts)} image(s)"
     elif device.build_dir is not None:
         from .devices.idf import FlasherArgsError, read_flasher_args
 
@@ -364,8 +374,9 @@ def baseline_problems(chip: str, flash_size: int, parts: Sequence[BaselineImage]
     info = family.image
     checker = _LayoutCheck(info.name, sorted(parts, key=lambda part: part.offset))
     if not family.has_partition_table:
-        # the one image the ROM boots, at the start of flash
+        # the one image the ROM boots, at the start of flash; a boot_v1.x there boots user1 or user2
         checker.image(info.bootloader_offset, f"{family.esptool_name} image", None)
+        checker.sdk_layout(info.bootloader_offset, flash_size, complete)
         return checker.problems, checker.notes
     checker.image(info.bootloader_offset, "bootloader", None)
     table = checker.partition_table(info.partition_table_offset, flash_size)
@@ -478,6 +489,53 @@ class _LayoutCheck:
             self.problems.append(f"{where}: {check.reason}")
             return
         self.notes.append(self._note(address, what, slot, data, check))
+
+    def sdk_layout(self, address: int, flash_size: int, complete: bool) -> None:
+        """An ESP8266 whose image at 0 is a boot_v1.x: its flash map fits the flash and user1 is a user bin linked
+        for user1, whole (SDK CRC) and within the slot."""
+        from .esp import esp8266_image as sdk
+
+        found = self.at(address)
+        if found is None:
+            return
+        part, start = found
+        info = sdk.find_boot_v1(part.data[start:start + sdk.SECTOR])
+        if info is None:
+            return
+        settings = sdk.FlashSettings.from_header(part.data[start:start + 4])
+        try:
+            layout = sdk.FotaLayout.for_map_code(settings.map_code)
+        except ValueError as e:
+            self.problems.append(f"{part.name}: boot_v1.x at {_place(address, start)}: {_one_line(e)}")
+            return
+        self.notes[-1] = f"boot_v1.x {info.version_text} at 0x{address:x}, map {layout.map_name}"
+        if layout.flash_size > flash_size:
+            self.problems.append(f"{part.name}: boot_v1.x at {_place(address, start)} has the {layout.map_name} map, "
+                                 f"which needs {format_size(layout.flash_size)} of flash, not "
+                                 f"{format_size(flash_size)}")
+            return
+        found = self.at(layout.user1)
+        if found is None:
+            if complete:
+                self.problems.append(f"nothing is written at 0x{layout.user1:x} (user1), the bin boot_v1.x starts")
+            return
+        part, start = found
+        data = part.data[start:]
+        desc = sdk.read_user_bin_desc(data)
+        where = f"{part.name}: user1 at {_place(layout.user1, start, None, None if desc else _starts_with(data))}"
+        if desc is None:
+            self.reject(part, f"{where} is not an SDK user bin (gen_appbin boot mode 2)")
+            return
+        if desc.header_slot != 1:
+            self.problems.append(f"{where} is linked for user{desc.header_slot} (header byte 3), not user1")
+            return
+        check = sdk.verify_ea_image(data, partition_size=layout.fota_size, address=layout.user1)
+        if not check.ok:
+            self.problems.append(f"{where}: {check.reason}")
+            return
+        name = f"{desc.project} {desc.version}" if desc.version else "user bin"
+        self.notes.append(f"{name} in user1 at 0x{layout.user1:x} (0x{check.length:x} of 0x{layout.fota_size:x} "
+                          "bytes)")
 
     def _note(self, address: int, what: str, slot, data: bytes, check) -> str:
         if check.app_desc is not None:

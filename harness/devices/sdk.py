@@ -46,6 +46,14 @@ _EVENTS: tuple[tuple[str, re.Pattern[str], dict[str, str]], ...] = tuple(
     ))
 
 
+def host_build(mutation: str | None = None):
+    """The client built for a virtual board (``harness.emu.sdk8266.build``, cached by content) at the baseline's
+    version, with ``mutation`` (one of its ``OTA_CLIENT_MUTATION_*`` switches) or as it ships."""
+    from ..emu.sdk8266.build import build_client
+
+    return build_client(PROJECT_DIR, version=BASE_VERSION, mutation=mutation)
+
+
 class SdkEvents:
     """The client's ``fota:`` lines and boot_v1.x's fallback -> OTA events (``kind=firmware`` on each; ``ready``
     with ``firmware=<running version>`` and ``slot``)."""
@@ -102,7 +110,6 @@ class EspSdkDevice(Device):
     def _host_bins(self) -> dict[int, bytes]:
         try:
             from ..emu.idf.build import HostBuildError
-            from ..emu.sdk8266.build import build_client
         except ImportError as e:
             raise DeviceError(f"board {self.board.name}: the host build of device_fw/esp8266_sdk "
                               f"(harness.emu.sdk8266.build) is not available: {e}") from None
@@ -111,8 +118,7 @@ class EspSdkDevice(Device):
                                  f"this run ({self._build_failed}); its error has the compiler's message")
         mutation = self.bench.mutation_for(self.kind)
         try:
-            build = build_client(PROJECT_DIR, version=BASE_VERSION,
-                                 mutation=mutation.macro if mutation is not None else None)
+            build = host_build(mutation.macro if mutation is not None else None)
         except HostBuildError as e:
             self._build_failed = str(e).splitlines()[0]
             raise

@@ -67,7 +67,10 @@ def test_the_virtual_lcus_bench_passes():
     esp32 = [("esp32-0", c) for c in CHECKS if c != "baseline"] + [("esp32-0", "baseline micropython"),
                                                                    ("esp32-0", "baseline esp-idf"),
                                                                    ("esp32-0", "baseline esp-idf-anti-rollback")]
-    assert sorted(rows) == sorted([WIFI, *esp32, *(("esp8266-0", c) for c in CHECKS)])
+    # the ESP8266 two: the agent's and the SDK client's
+    esp8266 = [("esp8266-0", c) for c in CHECKS if c != "baseline"] + [("esp8266-0", "baseline micropython"),
+                                                                       ("esp8266-0", "baseline esp8266-sdk")]
+    assert sorted(rows) == sorted([WIFI, *esp32, *esp8266])
     assert all(result == "ok" for result, _ in rows.values()), proc.stdout
     assert rows[WIFI] == ("ok", "virtual boards need no Wi-Fi credentials")
     assert rows[("esp32-0", "baseline micropython")][1] == (
@@ -75,20 +78,25 @@ def test_the_virtual_lcus_bench_passes():
         "0x8000 (6 partitions), micropython v1.27.0 in ota_0 at 0x10000 (0x180000 of 0x180000 bytes)")
     assert rows[("esp32-0", "baseline esp-idf")][1].startswith("host build of device_fw/esp_idf, 4 file(s) ending at")
     assert "esp_ota_client 1 in ota_0 at 0x10000" in rows[("esp32-0", "baseline esp-idf")][1]
-    assert rows[("esp8266-0", "baseline")][1] == (
+    assert rows[("esp8266-0", "baseline micropython")][1] == (
         "built-in MicroPython, 1 image(s) ending at 0x6000 of 4MB: ESP8266 image (MicroPython v1.27.0) at 0x0")
+    assert rows[("esp8266-0", "baseline esp8266-sdk")][1].startswith(
+        "host build of device_fw/esp8266_sdk, 4 image(s) ending at 0x3ff000 of 4MB: boot_v1.x 1.7(5d6f877) at 0x0, "
+        "map 32Mbit(512KB+512KB), esp8266_sdk_fota 1.0.0 in user1 at 0x1000 (0x")
     assert rows[("esp32-0", "power")][1].startswith("virtual LCUS relay /dev/pts/")
     assert rows[("esp32-0", "power")][1].endswith("channel 1: reported off, on after switching on")
     assert rows[("esp8266-0", "power")][1].endswith("channel 2: reported off, on after switching on")
     assert rows[("esp32-0", "chip")][1].startswith("ESP32-D0WD-V3")
     assert rows[("esp8266-0", "chip")][1].startswith("ESP8266EX")
-    assert proc.stdout.rstrip().endswith("11 of 11 checks passed")
+    assert proc.stdout.rstrip().endswith("12 of 12 checks passed")
 
 
 def test_one_board_is_checked_alone():
     proc = rig_check("emu-lcus", "--board", "esp8266-0")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sorted(table(proc.stdout)) == sorted([WIFI, *(("esp8266-0", c) for c in CHECKS)])
+    assert sorted(table(proc.stdout)) == sorted([WIFI, *(("esp8266-0", c) for c in CHECKS if c != "baseline"),
+                                                 ("esp8266-0", "baseline micropython"),
+                                                 ("esp8266-0", "baseline esp8266-sdk")])
 
 
 @pytest.fixture

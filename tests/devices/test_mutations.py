@@ -17,7 +17,7 @@ KCONFIG = Path(__file__).resolve().parents[2] / "device_fw" / "esp_idf" / "main"
 
 
 def test_names_are_unique_across_devices_and_each_belongs_to_a_device():
-    assert len(m.MUTATIONS) == len(AGENT_MUTATIONS) + len(IDF_MUTATIONS)
+    assert len(m.MUTATIONS) == len(AGENT_MUTATIONS) + len(IDF_MUTATIONS) + len(m.SDK_MUTATIONS)
     for device, mutations in m.DEVICE_MUTATIONS.items():
         assert device in DEVICES
         assert all(x.device == device for x in mutations.values())

@@ -144,18 +144,18 @@ def auto_env(monkeypatch):
 
 def test_the_emu_rig_gets_one_worker_per_virtual_board_device_and_update_kind(auto_env):
     # esp32-0: micropython firmware and files, esp-idf and esp-idf-anti-rollback firmware; esp8266-0: micropython
-    # files
-    assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/"], rig="emu")) == 5
-    assert pytest_xdist_auto_num_workers(FakeConfig([], rig="emu")) == 5
+    # files, esp8266-sdk firmware
+    assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/"], rig="emu")) == 6
+    assert pytest_xdist_auto_num_workers(FakeConfig([], rig="emu")) == 6
 
 
 def test_scenarios_without_a_rig_use_emu(auto_env):
-    assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/"])) == 5
-    assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/test_power_loss.py::test_power_loss"])) == 5
+    assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/"])) == 6
+    assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/test_power_loss.py::test_power_loss"])) == 6
 
 
 def test_selected_boards_only(auto_env):
-    assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/"], rig="emu", boards=["esp8266-0"])) == 1
+    assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/"], rig="emu", boards=["esp8266-0"])) == 2
     assert pytest_xdist_auto_num_workers(FakeConfig(["scenarios/"], rig="emu", boards=["esp32-0"])) == 4
 
 
@@ -189,9 +189,9 @@ def test_a_bench_board_gets_one_worker_whatever_its_update_kinds(auto_env, tmp_p
 
 def test_the_rig_is_loaded_once_and_kept_in_the_stash(auto_env):
     config = FakeConfig(["scenarios/"], rig="emu")
-    assert pytest_xdist_auto_num_workers(config) == 5
+    assert pytest_xdist_auto_num_workers(config) == 6
     config._options["--rig"] = "no-such-rig"  # not read again
-    assert pytest_xdist_auto_num_workers(config) == 5
+    assert pytest_xdist_auto_num_workers(config) == 6
 
 
 def test_a_bad_rig_or_mutation_is_a_usage_error(auto_env):

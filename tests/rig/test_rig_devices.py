@@ -62,7 +62,7 @@ def test_emu_runs_the_agent_on_both_boards_and_the_esp_idf_client_on_the_esp32()
     assert [(b.name, [(d.kind, d.updates) for d in b.devices]) for b in rig.boards] == [
         ("esp32-0", [("micropython", ["firmware", "files"]), ("esp-idf", ["firmware"]),
                      ("esp-idf-anti-rollback", ["firmware"])]),
-        ("esp8266-0", [("micropython", ["files"])])]
+        ("esp8266-0", [("micropython", ["files"]), ("esp8266-sdk", ["firmware"])])]
     assert rig.boards[0].cases() == [("micropython", "firmware"), ("micropython", "files"), ("esp-idf", "firmware"),
                                      ("esp-idf-anti-rollback", "firmware")]
 
@@ -120,9 +120,10 @@ def test_the_device_kinds_are_the_registry_s():
 
 MISTAKES = [
     ("unknown kind", REAL + "    devices:\n      - kind: zephyr   # <-\n",
-     "boards[0].devices[0].kind", "expected one of micropython, esp-idf, esp-idf-anti-rollback, idf-app, got 'zephyr'"),
+     "boards[0].devices[0].kind",
+     "expected one of micropython, esp-idf, esp-idf-anti-rollback, idf-app, esp8266-sdk, got 'zephyr'"),
     ("kind missing", REAL + "    devices:\n      - updates: [firmware]   # <-\n",
-     "boards[0].devices[0].kind", "missing (one of micropython, esp-idf, esp-idf-anti-rollback, idf-app)"),
+     "boards[0].devices[0].kind", "missing (one of micropython, esp-idf, esp-idf-anti-rollback, idf-app, esp8266-sdk)"),
     ("empty list", REAL + "    devices: []   # <-\n",
      "boards[0].devices", "expected a list of device implementations ({kind: micropython, ...}), got an empty list"),
     ("twice", VIRTUAL + "    devices:\n      - {kind: micropython}\n      - {kind: micropython}   # <-\n",
