@@ -17,6 +17,7 @@ The times are of the emulator on this machine, not of a chip.
 
     .venv/bin/python benchmarks/power_cut_sweep.py [--rig emu] [--board B] [--device D] [--kind K]
         [--sample 8] [--policies none,prefix,random] [--seed 0] [--mutation M] [--cut N --policy P] [--json]
+        [--alluredir DIR]
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def policies(text: str) -> tuple[str, ...]:
     return names
 
 
+def bench_cut(text: str):
+    from harness.sweep.bench import BenchCut
+
+    try:
+        return BenchCut.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2
         self.exit(2, f"{NAME}: {message}\n")
@@ -88,6 +98,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--policy", type=policies, default=None, help="the tear policy of --cut (one)")
     ap.add_argument("--no-boot-sweep", action="store_true", help="skip the bootloader-level sweep")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    bench = ap.add_argument_group("on a bench (opt-in): cut through the board's power switch when the server has sent "
+                                  "N bytes of the image, or after a console event; minutes per cut on a real board")
+    bench.add_argument("--bench", action="store_true", help="run this sweep instead (any rig, bench boards too)")
+    bench.add_argument("--spread", type=non_negative, default=8,
+                       help="byte counts spread evenly over the image, besides its last bytes (default 8)")
+    bench.add_argument("--bench-cut", action="append", default=[], metavar="CUT", type=bench_cut,
+                       help="only this cut, made again even if the state file has it: bytes:N or EVENT+SECONDS "
+                       "(switch, ready, confirmed; repeatable)")
+    bench.add_argument("--state", default=None, metavar="FILE",
+                       help="the state file: finished cuts, skipped when the run is repeated "
+                       "(default reports/power_cut_bench/<rig>.json)")
+    bench.add_argument("--max-cuts", type=non_negative, default=10,
+                       help="make at most this many cuts in this run (default 10)")
+    ap.add_argument("--alluredir", default=None, metavar="DIR",
+                    help="also write one Allure result per board, device and kind into DIR: a table of the cuts, "
+                    "a plot of cut point against outcome, and for a failing cut the line that reproduces it")
     args = ap.parse_args(argv)
     if args.policy is not None:
         if len(args.policy) != 1:
@@ -95,6 +121,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not args.cut:
             ap.error("--policy goes with --cut N")
         args.policies = args.policy
+    if not args.bench and (args.bench_cut or args.state):
+        ap.error("--bench-cut and --state go with --bench")
+    if args.bench and (args.cut or args.alluredir):
+        ap.error("--cut and --alluredir are of the flash-operation sweep, not of --bench")
     if args.mutation:
         from harness.mutations import MutationError, check_mutation
 
@@ -180,7 +210,11 @@ def run_one(bench, spec, device: str, kind: str, args, say) -> dict:
     def progress(r) -> None:
         mark = "ok  " if r.recovered else "FAIL"
         same = " (same flash as an earlier cut)" if r.same_as is not None else ""
-        say(f"  {mark} {r.describe()}: {r.outcome}{same} {r.seconds:.2f} s" + (f": {r.detail}" if r.detail else ""))
+        if r.retry_as is not None:
+            same += " (its retry as an earlier cut's)"
+        steps = " ".join(f"{k} {v:.2f}" for k, v in r.timings.items())
+        say(f"  {mark} {r.describe()}: {r.outcome}{same} {r.seconds:.2f} s" + (f" ({steps})" if steps else "")
+            + (f": {r.detail}" if r.detail else ""))
 
     res = sweep_system(case, rec, policies=args.policies, sample=args.sample, seed=args.seed,
                        cuts=args.cut or None, progress=progress)
@@ -192,6 +226,70 @@ def run_one(bench, spec, device: str, kind: str, args, say) -> dict:
     return figures
 
 
+def bench_reproduce_line(args, state: str, board: str, device: str, kind: str, cut: str) -> str:
+    cmd = [".venv/bin/python", "benchmarks/power_cut_sweep.py", "--bench"]
+    if args.rig != "emu":
+        cmd += ["--rig", args.rig]
+    cmd += ["--board", board, "--device", device, "--kind", kind, "--bench-cut", cut, "--state", state]
+    if args.mutation:
+        cmd += ["--mutation", args.mutation]
+    return shlex.join(cmd)
+
+
+def bench_main(args, rig, chosen) -> int:
+    """The sweep through the boards' power switches (harness.sweep.bench)."""
+    from harness.scenario import OtaBench, OtaCase
+    from harness.sweep.bench import sweep_bench
+    from harness.sweep.system import SweepError
+
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    state = args.state or os.path.join("reports", "power_cut_bench", f"{rig.name}.json")
+    say(f"{NAME}: rig {rig.name}, cuts through each board's power switch by bytes sent and by console; state file "
+        f"{state}; at most {args.max_cuts} cuts per board, device and kind in this run")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = OtaBench(rig, Path(tmp), mutation=args.mutation)
+        try:
+            for spec, device, kind in chosen:
+                who = f"{spec.name} {device} {kind}"
+                case = OtaCase(bench, bench.board(spec.name), kind, device)
+
+                def progress(r, who=who) -> None:
+                    mark = "ok  " if r.recovered else "FAIL"
+                    say(f"  {mark} {who} {r.name}: {r.outcome} {r.seconds:.1f} s" + (f": {r.detail}" if r.detail
+                                                                                   else ""))
+
+                try:
+                    res = sweep_bench(case, state, spread=args.spread, cuts=args.bench_cut or None,
+                                      max_cuts=args.max_cuts, redo=bool(args.bench_cut), progress=progress)
+                except SweepError as e:
+                    print(f"{NAME}: {who}: {e}", file=sys.stderr)
+                    return 2
+                fig = res.to_dict()
+                fig["reproduce"] = [bench_reproduce_line(args, state, spec.name, device, kind, r.name)
+                                    for r in res.failures]
+                results.append(fig)
+        finally:
+            bench.close()
+    failing = sum(len(r["reproduce"]) for r in results)
+    if args.json:
+        print(json.dumps({"rig": rig.name, "state": state, "results": results}), flush=True)
+        return 1 if failing else 0
+    say(f"summary, rig {rig.name} (bench sweep):")
+    for r in results:
+        say(f"  {r['board']} {r['device']} {r['kind']}: {r['recovered']}/{r['cuts']} cuts recovered ({r['made']} made "
+            f"in this run, {r['seconds']:.0f} s; {len(r['remaining'])} of {len(r['planned'])} planned still to make)")
+        for line, res in zip(r["reproduce"], [x for x in r["results"] if x["outcome"] not in
+                                               ("recovered-old", "recovered-new")], strict=True):
+            say(f"  FAILED cut {res['name']}: {res['outcome']}: {res['detail']}")
+            say(f"    reproduce: {line}")
+    return 1 if failing else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -200,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     except RigError as e:
         print(f"{NAME}: {e}", file=sys.stderr)
         return 2
+    if args.bench:
+        return bench_main(args, rig, chosen)
     not_virtual = [spec.name for spec, _, _ in chosen if not spec.virtual]
     if not_virtual:
         print(f"{NAME}: board {', '.join(dict.fromkeys(not_virtual))} of rig {rig.name} is not virtual: the sweep "
@@ -225,6 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             bench.close()
     failing = sum(len(r["reproduce"]) for r in results)
+    if args.alluredir:
+        from harness.sweep.report import write_allure
+
+        written = write_allure(results, args.alluredir, lambda fig, cut: reproduce_line(
+            args, fig["board"], fig["device"], fig["kind"], cut["cut"], cut["policy"]), rig=rig.name)
+        say(f"{NAME}: {len(written)} Allure results in {args.alluredir}")
     if args.json:
         print(json.dumps({"rig": rig.name, "policies": list(args.policies), "sample": args.sample, "seed": args.seed,
                           "mutation": args.mutation, "results": results}), flush=True)

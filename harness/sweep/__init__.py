@@ -5,6 +5,8 @@
 the flash before and after). :mod:`harness.sweep.boot_sweep` replays a recording cut at each
 operation under each tear policy and asks the bootloader model what boots (no process);
 :mod:`harness.sweep.system` cuts a real run of the virtual board at chosen operations.
+:mod:`harness.sweep.bench` cuts a board through its power switch by bytes sent and by console events (a bench
+board too); :mod:`harness.sweep.report` writes a sweep's results for the Allure report.
 """
 
 from .record import FlashOp, Recording, record_update
