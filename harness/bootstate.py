@@ -138,6 +138,17 @@ class BootState:
         slot = self.slots.get(self.boot_slot or "")
         return slot.version if slot else None
 
+    @property
+    def boot_selection(self) -> list[dict]:
+        """What tells the loader which slot to boot, to compare before and after: both otadata entries (ESP32), or
+        boot_v1.x's flag and both parameter copies (an ESP8266 in SDK layout)."""
+        if self.sdk is None:
+            return self.otadata
+        k = self.sdk
+        return [{"flag": k.flag, "current_copy": k.current_copy},
+                *({"copy": c.copy, "usr_bin": c.usr_bin, "boot_status": c.boot_status, "version": c.version,
+                   "head": c.head} for c in k.copies)]
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -35,5 +35,5 @@ def test_lower_secure_version_is_refused_before_any_write(ota_target):
 
     assert ota_target.other_slot_md5() == other_before  # not one byte written to the other slot
     after = ota_target.boot_state("after")
-    assert after.boot_slot == before.boot_slot and after.otadata == before.otadata
+    assert after.boot_slot == before.boot_slot and after.boot_selection == before.boot_selection
     assert ota_target.efuse_secure_version() == efuse_before

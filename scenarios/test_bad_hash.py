@@ -31,7 +31,7 @@ def test_bad_hash_is_refused(ota_target):
     after = ota_target.boot_state("after")
     if ota_target.kind == "firmware":
         assert after.boot_slot == before.boot_slot == ota_target.baseline_slot
-        assert after.otadata == before.otadata
+        assert after.boot_selection == before.boot_selection
     else:
         assert (after.files.active, after.files.pending, after.files.versions["b"]) == ("a", False, None)
 

@@ -27,8 +27,9 @@ def test_invalid_image_is_refused(ota_target, variant):
     """Invalid image: a truncated image, a truncated header, random data or another chip's image is refused.
 
     Expected: ``refused`` with a reason naming the fault (``bad-image``, ``wrong-chip``, ...) and no
-    ``switch``; otadata and the boot slot unchanged; random data (nothing in it is an image) refused
-    before anything is written; after a power cycle the old version runs.
+    ``switch``; the boot selection (otadata, boot_v1.x's parameters) and the boot slot unchanged;
+    random data (nothing in it is an image) refused before anything is written; after a power cycle
+    the old version runs.
     """
     what, reasons = INVALID[variant]
     before = ota_target.boot_state("before")
@@ -45,7 +46,7 @@ def test_invalid_image_is_refused(ota_target, variant):
 
     after = ota_target.boot_state("after")
     assert after.boot_slot == before.boot_slot == ota_target.baseline_slot
-    assert after.otadata == before.otadata
+    assert after.boot_selection == before.boot_selection
 
     with report.step("the old version is still what runs"):
         mark = ota_target.board.console.mark()

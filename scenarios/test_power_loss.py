@@ -10,10 +10,10 @@ from harness import report
 def test_power_loss_mid_write(ota_target):
     """Power loss mid-write: the power is cut 40% into the download; the old version boots and a retry succeeds.
 
-    Expected after power-on: the baseline version runs and reports itself, otadata (or the file
-    slot record) never moved, the half-written slot is not listed; then the same update,
-    uninterrupted, switches to the new version and is confirmed (where the device confirms: the SDK
-    client's new bin is taken for good once boot_v1.x boots it).
+    Expected after power-on: the baseline version runs and reports itself, the boot selection
+    (otadata, boot_v1.x's parameters, or the file slot record) never moved, the half-written slot is
+    not listed; then the same update, uninterrupted, switches to the new version and is confirmed
+    (where the device confirms: the SDK client's new bin is taken for good once boot_v1.x boots it).
     """
     before = ota_target.boot_state("before")
 
@@ -34,7 +34,7 @@ def test_power_loss_mid_write(ota_target):
     if ota_target.kind == "firmware":
         old = ota_target.baseline_slot
         assert after.boot_slot == before.boot_slot == old
-        assert after.otadata == before.otadata  # the boot selection never moved
+        assert after.boot_selection == before.boot_selection  # the boot selection never moved
         assert after.slots[old].valid and after.slots[old].version == ota_target.baseline_version
     else:
         assert (after.files.active, after.files.pending) == ("a", False)

@@ -28,6 +28,6 @@ def test_same_version_is_refused_before_any_write(ota_target):
     assert ota_target.other_slot_md5() == other_before  # not one byte written to the other slot
     after = ota_target.boot_state("after")
     if ota_target.kind == "firmware":
-        assert after.boot_slot == before.boot_slot and after.otadata == before.otadata
+        assert after.boot_slot == before.boot_slot and after.boot_selection == before.boot_selection
     else:
         assert (after.files.active, after.files.versions["b"]) == ("a", None)

@@ -36,7 +36,7 @@ def _refused(ota_target, variant: str, reason: str, *, fault: FaultPlan | None =
 
     after = ota_target.boot_state("after")
     assert after.boot_slot == before.boot_slot == ota_target.baseline_slot
-    assert after.otadata == before.otadata  # the system parameters never moved
+    assert after.boot_selection == before.boot_selection  # the system parameters never moved
 
 
 def test_bad_crc_is_refused(ota_target):

@@ -29,6 +29,6 @@ def test_server_with_a_wrong_certificate_is_refused(ota_target):
     assert ota_target.other_slot_md5() == other_before
     after = ota_target.boot_state("after")
     if ota_target.kind == "firmware":
-        assert after.boot_slot == before.boot_slot and after.otadata == before.otadata
+        assert after.boot_slot == before.boot_slot and after.boot_selection == before.boot_selection
     else:
         assert (after.files.active, after.files.versions["b"]) == ("a", None)
