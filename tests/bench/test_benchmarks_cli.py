@@ -101,8 +101,8 @@ def test_idf_update_pads_the_next_version_to_the_slot_and_keeps_it_valid():
 @pytest.mark.parametrize("args, message", [
     (["--updates", "0"], "idf_update: argument --updates: expected at least 1, got 0 (see --help)"),
     (["--updates", "many"], "idf_update: argument --updates: expected a whole number, got 'many' (see --help)"),
-    (["--rig", "nope"], "idf_update: unknown rig 'nope' (rigs in rigs/: bench1, emu, emu-lcus, farm; or give the path "
-                        "of a rig file)"),
+    (["--rig", "nope"], "idf_update: unknown rig 'nope' (rigs in rigs/: bench-sdk, bench1, emu, emu-lcus, farm; or "
+                        "give the path of a rig file)"),
     (["--board", "nope"], "idf_update: rigs/emu.yaml: no board named 'nope' (boards: esp32-0, esp8266-0)"),
     (["--board", "esp8266-0"], "idf_update: board esp8266-0 is not a virtual board that runs both the esp-idf "
                                "client and the micropython agent with firmware updates"),
