@@ -163,6 +163,37 @@ class Device(ABC):
     def prepare(self, **options: Any) -> None:
         """The board in this device's baseline state, booted to ``ready``."""
 
+    def flash_baseline(self, parts: list[FlashPart], *, erase: tuple[str, ...] = (),
+                       on_boot: Any = None) -> None:
+        """``parts`` in place (images whose MD5 differs written, the partitions ``erase`` names erased), booted to
+        ``ready``; a virtual board restores the flash it saved after the first such preparation instead.
+        ``on_boot(mark)`` is told the console mark of the boot that follows."""
+        board = self.board
+        self.take_board()
+        inputs = {"device": self.kind, "chip": f"{board.chip} {board.spec.flash_size}",
+                  **{f"flash:0x{p.offset:x}": hashlib.sha256(p.data).hexdigest() for p in parts}}
+        if board.snapshots:
+            key = board.snapshot_key(inputs)
+            if key in board.saved_inputs():
+                if on_boot is not None:
+                    on_boot(board.console.mark())
+                board.restore_snapshot(key, self._ready)
+                self.installed = True
+                return
+        if board.power.state() is False:  # e.g. a scenario that cut the power failed before restoring it
+            board.power_on()
+        mark = board.console.mark()
+        if on_boot is not None:
+            on_boot(mark)
+        board.restore_firmware(parts, erase=erase)
+        self.wait_ready(since=mark)
+        self.installed = True
+        if board.snapshots:
+            board.save_snapshot(inputs, self._ready)
+
+    def _ready(self, mark: int) -> None:
+        self.wait_ready(since=mark)
+
     def take_board(self) -> bool:
         """Make this the device on the board (its console parser, its flash layout); True if it already was
         and its last prepare completed."""

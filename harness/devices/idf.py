@@ -14,7 +14,6 @@ refuses a tampered image announced with the genuine digest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -249,30 +248,10 @@ class IdfAppDevice(Device):
     def prepare(self) -> None:
         """The build's images in place (otadata and nvs erased), booted to ``ready``; a virtual board restores the
         flash it saved after the first such preparation."""
-        board = self.board
-        self.take_board()
-        parts = self.baseline_parts()
-        inputs = {"device": self.kind, "chip": f"{board.chip} {board.spec.flash_size}",
-                  **{f"flash:0x{p.offset:x}": hashlib.sha256(p.data).hexdigest() for p in parts}}
-        if board.snapshots:
-            key = board.snapshot_key(inputs)
-            if key in board.saved_inputs():
-                self._listened = board.console.mark()
-                board.restore_snapshot(key, self._ready)
-                self.installed = True
-                return
-        if board.power.state() is False:
-            board.power_on()
-        mark = board.console.mark()
-        self._listened = mark
-        board.restore_firmware(parts, erase=self.erase)
-        self.wait_ready(since=mark)
-        self.installed = True
-        if board.snapshots:
-            board.save_snapshot(inputs, self._ready)
+        self.flash_baseline(self.baseline_parts(), erase=self.erase, on_boot=self._listening_from)
 
-    def _ready(self, mark: int) -> None:
-        self.wait_ready(since=mark)
+    def _listening_from(self, mark: int) -> None:
+        self._listened = mark
 
     # -- updates ---------------------------------------------------------------------------------------------------
     def publish(self, kind: str, variant: str, prefix: str, server=None) -> Published:

@@ -151,9 +151,6 @@ class MicroPythonDevice(Device):
         if board.snapshots:
             board.save_snapshot(inputs, self._ready)
 
-    def _ready(self, mark: int) -> None:
-        self.wait_ready(since=mark)
-
     def _inputs(self, extra: Mapping[str, bytes] | None) -> dict[str, str]:
         """SHA-256 of everything that goes into the prepared flash: the device, baseline images and every file."""
         inputs = {"device": self.kind}

@@ -185,28 +185,7 @@ class EspSdkDevice(Device):
         return desc.version
 
     def prepare(self, **options: Any) -> None:
-        board = self.board
-        self.take_board()
-        parts = self.baseline_parts()
-        inputs = {"device": self.kind, "chip": f"{board.chip} {board.spec.flash_size}",
-                  **{f"flash:0x{p.offset:x}": hashlib.sha256(p.data).hexdigest() for p in parts}}
-        if board.snapshots:
-            key = board.snapshot_key(inputs)
-            if key in board.saved_inputs():
-                board.restore_snapshot(key, self._ready)
-                self.installed = True
-                return
-        if board.power.state() is False:
-            board.power_on()
-        mark = board.console.mark()
-        board.restore_firmware(parts)
-        self.wait_ready(since=mark)
-        self.installed = True
-        if board.snapshots:
-            board.save_snapshot(inputs, self._ready)
-
-    def _ready(self, mark: int) -> None:
-        self.wait_ready(since=mark)
+        self.flash_baseline(self.baseline_parts())
 
     # -- slots ----------------------------------------------------------------------------------------------------
     def running_slot(self) -> int:
