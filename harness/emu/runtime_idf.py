@@ -421,8 +421,8 @@ class IdfRuntime:
         p = table.find_at(addr)
         if p is None or not p.is_ota_app:
             raise _Fail(ERR["ESP_ERR_NOT_SUPPORTED"])
-        if table.otadata is None:
-            raise _Fail(ERR["ESP_ERR_NOT_FOUND"])
+        if table.otadata is None:  # read_otadata(): the log line, then ESP_ERR_NOT_FOUND
+            raise _Fail(ERR["ESP_ERR_NOT_FOUND"], ("E", "esp_ota_ops", "not found otadata"))
         state = rules.app_state(table, self._otadata(table), p)
         if state is None:
             raise _Fail(ERR["ESP_ERR_NOT_FOUND"])

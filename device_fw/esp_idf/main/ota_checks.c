@@ -22,8 +22,10 @@ void ota_desc_version(const esp_app_desc_t *desc, char out[OTA_VERSION_MAX + 1])
     out[len] = '\0';
 }
 
-/* The version of the app that last failed its trial (INVALID or ABORTED). */
-static bool last_invalid_version(char out[OTA_VERSION_MAX + 1])
+/* The version of the app that last left its trial without being confirmed
+ * (esp_ota_get_last_invalid_partition: its otadata entry is INVALID or
+ * ABORTED) and that entry's state. */
+static bool last_invalid_version(char out[OTA_VERSION_MAX + 1], esp_ota_img_states_t *state)
 {
     const esp_partition_t *invalid = esp_ota_get_last_invalid_partition();
     if (invalid == NULL) {
@@ -35,6 +37,12 @@ static bool last_invalid_version(char out[OTA_VERSION_MAX + 1])
         ESP_LOGW(TAG, "Reading the app description at 0x%08" PRIx32 " failed: %s",
                  invalid->address, esp_err_to_name(err));
         return false;
+    }
+    err = esp_ota_get_state_partition(invalid, state);
+    if (err != ESP_OK) {
+        /* no entry to tell why it left its trial: treat it as failed */
+        ESP_LOGW(TAG, "Reading the OTA state of partition %s failed: %s", invalid->label, esp_err_to_name(err));
+        *state = ESP_OTA_IMG_INVALID;
     }
     ota_desc_version(&desc, out);
     return true;
@@ -54,7 +62,15 @@ esp_err_t ota_check_version(const char *new_version)
         return ESP_ERR_INVALID_VERSION;
     }
     char invalid[OTA_VERSION_MAX + 1];
-    if (last_invalid_version(invalid) && strcmp(new_version, invalid) == 0) {
+    esp_ota_img_states_t state;
+    if (last_invalid_version(invalid, &state) && strcmp(new_version, invalid) == 0) {
+        if (state == ESP_OTA_IMG_ABORTED) {
+            /* The bootloader found it still PENDING_VERIFY at the next boot: power
+             * went (or the chip reset) before its health check gave a verdict. */
+            ESP_LOGW(TAG, "Version %s was aborted before its health check gave a verdict (power lost or reset "
+                     "during its trial); trying it again.", invalid);
+            return ESP_OK;
+        }
         ESP_LOGW(TAG, "New version is the same as invalid version.");
         ESP_LOGW(TAG, "Previously, there was an attempt to launch the firmware with %s version, but it failed.",
                  invalid);

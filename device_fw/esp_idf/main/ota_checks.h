@@ -11,7 +11,10 @@
 void ota_desc_version(const esp_app_desc_t *desc, char out[OTA_VERSION_MAX + 1]);
 
 /* Refuses (ESP_ERR_INVALID_VERSION, with its log line) a version that is the
- * running one, older than it, or the one that failed its last trial. */
+ * running one, older than it, or the one whose last trial failed its health
+ * check (its partition's state is ESP_OTA_IMG_INVALID). A version whose trial
+ * was aborted (ESP_OTA_IMG_ABORTED: power lost or reset before a verdict) is
+ * tried again, with a log line saying so. */
 esp_err_t ota_check_version(const char *new_version);
 
 /* Refuses (ESP_ERR_OTA_SMALL_SEC_VER) an image whose secure_version is below

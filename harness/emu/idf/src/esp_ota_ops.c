@@ -71,11 +71,14 @@ const esp_partition_t *esp_ota_get_next_update_partition(const esp_partition_t *
     return hil_partition_by_address((uint32_t)addr);
 }
 
+/* As ESP-IDF counts them: ota_0, ota_1, ... up to the first one the table lacks. */
 uint8_t esp_ota_get_app_partition_count(void)
 {
     uint8_t count = 0;
-    for (int i = 0; i < hil_partition_count(); i++) {
-        if (is_ota_app(hil_partition_at(i))) count++;
+    while (count < 16 && esp_partition_find_first(ESP_PARTITION_TYPE_APP,
+                                                  (esp_partition_subtype_t)(ESP_PARTITION_SUBTYPE_APP_OTA_MIN + count),
+                                                  NULL) != NULL) {
+        count++;
     }
     return count;
 }
@@ -172,6 +175,10 @@ const esp_partition_t *esp_ota_get_last_invalid_partition(void)
     return hil_partition_by_address((uint32_t)addr);
 }
 
+/* ESP-IDF's rule: the state of the otadata entry whose sequence number names the partition's slot
+ * (((seq - 1) % app partition count) == subtype - ota_0) and whose CRC is right, whatever that state is
+ * (INVALID and ABORTED too); ESP_ERR_NOT_FOUND if no entry does, or there is no otadata or no OTA app
+ * partition. The virtual board reads the entries (runtime_idf.py op_ota_state, harness/esp/boot.py app_state). */
 esp_err_t esp_ota_get_state_partition(const esp_partition_t *partition, esp_ota_img_states_t *ota_state)
 {
     if (partition == NULL || ota_state == NULL) return ESP_ERR_INVALID_ARG;
