@@ -371,9 +371,13 @@ class Checker:
         if upto is not None:
             end = text.find("\n", upto)
             text = text[:len(text) if end < 0 else end + 1]
-        # log lines' times left out, and the number each publication of the update has in its URL
+        # log lines' times left out, and the number each publication of the update has in its URL, and the
+        # progress lines (how many bytes had arrived when: the network's pieces, not the device's state)
         case = self.case
-        lines = _LOG_STAMP.sub(r"\1 ", text[mark:])
+        lines = text[mark:].split("\n")
+        counting = {i for i, event, fields in case.board.console.parser.parse_lines(lines)
+                    if event == "progress" or (event == "writing" and "bytes" in fields)}
+        lines = _LOG_STAMP.sub(r"\1 ", "\n".join(line for i, line in enumerate(lines) if i not in counting))
         lines = re.sub(re.escape(f"/{case.board.name}/{case.device.kind}/{case.kind}/") + r"\d+/",
                        "/<update>/", lines)
         efuse = stats.get("efuse", {}).get("secure_version")
