@@ -46,7 +46,7 @@ MUTATIONS = ("OTA_CLIENT_MUTATION_NO_CRC_CHECK", "OTA_CLIENT_MUTATION_NO_SLOT_CH
              "OTA_CLIENT_MUTATION_NO_VERSION_CHECK", "OTA_CLIENT_MUTATION_NO_LENGTH_CHECK",
              "OTA_CLIENT_MUTATION_SWITCH_ON_SHORT")
 # malloc and friends of the app go through the SDK heap model (src/sdk_main.c)
-WRAPPED = ("malloc", "free", "calloc", "realloc")
+WRAPPED = ("malloc", "free", "calloc", "realloc", "strdup", "strndup", "asprintf", "vasprintf")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,30}$")
 
 __all__ = ["SdkBuild", "build_client", "HostBuildError", "MUTATIONS"]

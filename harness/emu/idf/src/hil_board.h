@@ -9,11 +9,9 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#include "hil_call.h"  /* harness/emu/hostcall: the call framing shared with the other runtimes */
+#include "hil_heap.h"  /* the heap model: hil_alloc/hil_free, hil_heap_free, hil_heap_charge, ... */
 
-/* Memory of the runtime itself: not counted against the app's heap. */
-void *hil_alloc(size_t n);
-void hil_free(void *p);
+#include "hil_call.h"  /* harness/emu/hostcall: the call framing shared with the other runtimes */
 
 /* Board facts handed over at start. */
 typedef struct {
@@ -45,9 +43,4 @@ void hil_panic(const char *first_line, const char *guru_reason, uintptr_t pc) __
 /* Reads the running image's esp_app_desc_t (done before app_main). */
 void hil_app_desc_load(void);
 
-/* The heap model. */
-size_t hil_heap_free(void);
-size_t hil_heap_min_free(void);
-/* Charge (or release, negative) memory the board-side part of an API takes on a real chip. */
-bool hil_heap_charge(long bytes);
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "sdk_board.h"
+#include "hil_heap.h"
 #include "c_types.h"
 #include "osapi.h"
 #include "mem.h"
@@ -42,8 +43,6 @@ sdk_boot_t sdk_boot;
 #ifndef SDK_HEAP_FREE
 #define SDK_HEAP_FREE (47 * 1024)
 #endif
-#define SDK_HDR 16
-#define SDK_MAGIC 0x534b484541502121ULL
 #define SDK_VERSION "3.0.6"
 
 static struct timespec t0;
@@ -52,71 +51,11 @@ static int restart_pending;
 static init_done_cb_t init_done;
 
 /* ------------------------------------------------------------------------------------------------
- * Heap
+ * Heap (the model: hostcall/hil_heap.c)
  */
-static size_t heap_used;
+const size_t hil_heap_budget = SDK_HEAP_FREE;
 
-void *__real_malloc(size_t n);
-void __real_free(void *p);
-void *__real_realloc(void *p, size_t n);
-void *__real_calloc(size_t a, size_t b);
-
-static size_t block_cost(size_t n) { return (n + 4 + 7) & ~(size_t)7; }
-
-static int is_ours(uint8_t *base) { return ((uint64_t *)base)[0] == (SDK_MAGIC ^ (uint64_t)(uintptr_t)base); }
-
-void *__wrap_malloc(size_t n)
-{
-    if (n > SDK_HEAP_FREE || heap_used + block_cost(n) > SDK_HEAP_FREE) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    uint8_t *base = __real_malloc(n + SDK_HDR);
-    if (!base) return NULL;
-    heap_used += block_cost(n);
-    ((uint64_t *)base)[0] = SDK_MAGIC ^ (uint64_t)(uintptr_t)base;
-    ((uint64_t *)base)[1] = n;
-    return base + SDK_HDR;
-}
-
-void __wrap_free(void *p)
-{
-    if (!p) return;
-    uint8_t *base = (uint8_t *)p - SDK_HDR;
-    if (is_ours(base)) {
-        size_t n = ((uint64_t *)base)[1];
-        ((uint64_t *)base)[0] = 0;
-        heap_used -= block_cost(n) < heap_used ? block_cost(n) : heap_used;
-        __real_free(base);
-    } else {
-        __real_free(p);  /* a block the C library allocated for itself */
-    }
-}
-
-void *__wrap_calloc(size_t a, size_t b)
-{
-    if (b && a > SIZE_MAX / b) return NULL;
-    void *p = __wrap_malloc(a * b);
-    if (p) memset(p, 0, a * b);
-    return p;
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-    if (!p) return __wrap_malloc(n);
-    if (n == 0) {
-        __wrap_free(p);
-        return NULL;
-    }
-    uint8_t *base = (uint8_t *)p - SDK_HDR;
-    if (!is_ours(base)) return __real_realloc(p, n);
-    size_t old = ((uint64_t *)base)[1];
-    void *q = __wrap_malloc(n);
-    if (!q) return NULL;
-    memcpy(q, p, old < n ? old : n);
-    __wrap_free(p);
-    return q;
-}
+size_t hil_heap_block_cost(size_t n) { return (n + 4 + 7) & ~(size_t)7; }
 
 void *pvPortMalloc(size_t sz, const char *file, unsigned line, bool iram)
 {
@@ -155,7 +94,7 @@ void *pvPortCallocIram(size_t count, size_t size, const char *file, unsigned lin
     return pvPortCalloc(count, size, file, line);
 }
 
-uint32 system_get_free_heap_size(void) { return (uint32)(SDK_HEAP_FREE - heap_used); }
+uint32 system_get_free_heap_size(void) { return (uint32)hil_heap_free(); }
 
 /* ------------------------------------------------------------------------------------------------
  * Time
