@@ -1,10 +1,12 @@
-"""One labgrid client session per process, talking to the farm's coordinator.
+"""labgrid client sessions on the farm's coordinator.
 
 labgrid's ``ClientSession`` is asyncio code whose message pump must keep running to see places
-change; a second session in the same process does not connect. So a process has one
-:class:`FarmClient` per coordinator (:func:`client`), whose event loop runs in a thread of its own,
-and every call is a coroutine handed to that loop. Nothing here knows about boards or rigs: places,
-tags, reservations and resources, as the coordinator has them.
+change. So the sessions of a process run on one event loop in a thread of its own (:func:`_event_loop`),
+and every call is a coroutine handed to that loop. A process's places are all taken through one
+session per coordinator (:func:`client`). Each session has a gRPC channel with a connection of its own:
+on the connection gRPC would otherwise share, the coordinator refuses a second session of the process.
+Nothing here knows about boards or rigs: places, tags, reservations and resources, as the coordinator
+has them.
 
 The coordinator knows a holder as ``host/user``, where ``user`` is ``LG_USERNAME`` when set when the
 session starts (:func:`harness.farm.job.worker_user` sets it per job and worker).
@@ -13,6 +15,7 @@ session starts (:func:`harness.farm.job.worker_user` sets it per job and worker)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -24,6 +27,14 @@ from ..errors import InfrastructureError
 
 #: seconds one call to the coordinator may take before it counts as not answering
 CALL_TIMEOUT = 20.0
+#: labgrid's client channel options (keepalive), and a connection of the channel's own
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 7500),
+    ("grpc.keepalive_timeout_ms", 10000),
+    ("grpc.http2.ping_timeout_ms", 10000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.use_local_subchannel_pool", 1),
+]
 #: how often a waiting reservation is polled (the coordinator expires one that is not polled for 60 s)
 POLL_S = 0.5
 
@@ -81,14 +92,21 @@ class FarmClient:
         self.address = address
         self.timeout = timeout
         self._pb2 = pb2
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"labgrid {address}", daemon=True)
-        self._thread.start()
+        self._loop = _event_loop()
         self._session = None
         self.closed = False
 
         async def start():
+            import grpc
+            from labgrid.remote.generated import labgrid_coordinator_pb2_grpc
+
             session = ClientSession(address, self._loop)
+            # A channel of its own: gRPC shares one connection between channels to the same address, and the
+            # coordinator tells clients apart by connection, so a second session of a process on a shared
+            # connection is refused ("Could not connect to coordinator").
+            await session.channel.close()
+            session.channel = grpc.aio.insecure_channel(target=session.address, options=CHANNEL_OPTIONS)
+            session.stub = labgrid_coordinator_pb2_grpc.CoordinatorStub(session.channel)
             await session.start()
             return session
 
@@ -109,7 +127,12 @@ class FarmClient:
             raise FarmUnavailable(f"labgrid coordinator {self.address}: the session is closed")
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return future.result(self.timeout if timeout is None else timeout)
+            try:
+                return future.result(self.timeout if timeout is None else timeout)
+            except (KeyboardInterrupt, SystemExit):
+                # a stop signal: let the call finish first, so that what it did (an acquire) can be undone
+                concurrent.futures.wait([future], timeout=self.timeout)
+                raise
         except TimeoutError:
             future.cancel()
             raise FarmUnavailable(f"labgrid coordinator {self.address} did not answer within "
@@ -133,8 +156,7 @@ class FarmClient:
         return response
 
     def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        """Nothing to stop: the loop is the process's (:func:`_event_loop`)."""
 
     def close(self) -> None:
         """End the session (what it holds stays held: release first)."""
@@ -287,6 +309,26 @@ def _filters(filters: dict[str, str]) -> str:
 
 def _text(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The process's one event loop for labgrid sessions, running in a daemon thread.
+
+    gRPC's asyncio support serves one event loop per process: a session on a second loop never connects
+    (labgrid's "Could not connect to coordinator" for a second session in one process). Every session of
+    the process runs on this one.
+    """
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="labgrid client", daemon=True).start()
+            _LOOP = loop
+        return _LOOP
 
 
 _CLIENTS: dict[str, FarmClient] = {}

@@ -18,17 +18,18 @@ def auto_workers(rig, boards, cases) -> int:
     """Workers for ``-n auto`` on a labgrid rig: per farm board, its matching places (at most its groups of
     cases), plus one per other board; the coordinator's places are read once (1 per farm board if it does not
     answer)."""
-    from .client import FarmError, FarmUnavailable, client
-    from .job import worker_user
-
-    worker_user()  # this process's session is under the job's name, as the workers' are
+    from .client import FarmClient, FarmError, FarmUnavailable
 
     groups: dict[str, int] = {}
     for board, _device, _kind in cases:
         groups[board] = groups.get(board, 0) + 1
     places = None
     try:
-        places = client(rig.labgrid.address).places()
+        reader = FarmClient(rig.labgrid.address)
+        try:
+            places = reader.places()
+        finally:
+            reader.close()
     except (FarmError, FarmUnavailable):
         pass
     total = 0

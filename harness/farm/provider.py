@@ -224,6 +224,7 @@ def open_place(spec, rig, *, should_stop=lambda: False) -> PlaceHolding:
                             + (f" and still in this run's pool (taken out: {out})" if out else "")
                             + (f"; last failure: {last_failure}" if last_failure else ""))
         tokens = []
+        holding = None
         try:
             for fltr in filters:
                 tokens.append(farm.reserve(fltr))
@@ -238,15 +239,19 @@ def open_place(spec, rig, *, should_stop=lambda: False) -> PlaceHolding:
                 if other != token:
                     with contextlib.suppress(FarmError):
                         farm.cancel(other)
-            tokens = [token]
+            tokens = []
+            # held from here on: released at exit whatever happens, also if a stop signal interrupts the acquire
+            holding = PlaceHolding(farm, place, token, spec.name, "")
+            _HOLDINGS.add(holding)
             farm.acquire(place)
         except BaseException:
-            for token in tokens:
+            with contextlib.suppress(Exception):
+                if holding is not None:
+                    holding.release()  # releases only what this session holds, and cancels the reservation
+            for other in tokens:
                 with contextlib.suppress(Exception):
-                    farm.cancel(token)
+                    farm.cancel(other)
             raise
-        holding = PlaceHolding(farm, place, token, spec.name, "")
-        _HOLDINGS.add(holding)
         attempts += 1
         try:
             holding.url, holding.power = _resolve(farm, place, spec, rig)
