@@ -537,11 +537,6 @@ def make_image(executable: bytes, *, project: str, version: str, secure_version:
 
 
 # -- build directory ------------------------------------------------------------------------------------------------
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "esp-ota-hil" / "idf"
-
-
 def _project_files(project_dir: Path) -> list[Path]:
     skip = {"build", "managed_components", ".git"}
     out = []
@@ -597,9 +592,9 @@ def build_app(project_dir: str | os.PathLike[str] = DEFAULT_PROJECT, *,
     with _LOCK:
         if key in _BUILT and _BUILT[key].build_dir.is_dir():
             return _BUILT[key]
-        final = _cache_root() / key
+        final = cache_root("idf") / key
         if not (final / "build.json").is_file():
-            _build_into(final, project_dir, overrides, ca_pem, version, cc, key)
+            build_once(final, key, lambda work: _build(work, project_dir, overrides, ca_pem, version, cc))
         meta = json.loads((final / "build.json").read_text())
         build = IdfBuild(build_dir=final, project_name=meta["project_name"], version=meta["version"],
                          sdkconfig=meta["sdkconfig"], app_offset=meta["app_offset"], elf_sha256=meta["elf_sha256"],
@@ -608,20 +603,28 @@ def build_app(project_dir: str | os.PathLike[str] = DEFAULT_PROJECT, *,
         return build
 
 
-def _build_into(final: Path, project_dir: Path, overrides: dict, ca_pem: bytes | None, version: str | None,
-                cc: str, key: str) -> None:
+def build_once(final: Path, key: str, fill) -> None:
+    """Make the cached build ``final``: ``fill(work)`` writes it into a fresh directory next to it, which then takes
+    its place whole (a build directory is complete or absent; another process building the same key at the same
+    time may win the race, and its build is kept)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
     try:
-        _build(work, project_dir, overrides, ca_pem, version, cc)
+        fill(work)
         try:
-            os.rename(work, final)  # whole or not at all; another process may have won the race
+            os.rename(work, final)
         except OSError:
             if not (final / "build.json").is_file():
                 raise
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def cache_root(kind: str) -> Path:
+    """Where host builds of ``kind`` (``idf``, ``sdk8266``) are cached: ``$XDG_CACHE_HOME/esp-ota-hil/<kind>``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "esp-ota-hil" / kind
 
 
 def _build(work: Path, project_dir: Path, overrides: dict, ca_pem: bytes | None, version: str | None,

@@ -22,15 +22,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..idf.build import HostBuildError, _compiler, _tool_id, host_payload
+from ..idf.build import HostBuildError, _compiler, _tool_id, build_once, cache_root, host_payload
 
 HERE = Path(__file__).resolve().parent
 INCLUDE_DIR = HERE / "include"
@@ -86,11 +84,6 @@ class SdkBuild:
         if slot not in (1, 2):
             raise ValueError(f"slot must be 1 or 2, not {slot}")
         return self.user1 if slot == 1 else self.user2
-
-
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "esp-ota-hil" / "sdk8266"
 
 
 def _project_files(project_dir: Path) -> list[Path]:
@@ -152,27 +145,12 @@ def build_client(project_dir: str | os.PathLike[str] = DEFAULT_PROJECT, *, versi
     with _LOCK:
         if key in _BUILT and _BUILT[key].build_dir.is_dir():
             return _BUILT[key]
-        final = _cache_root() / key
+        final = cache_root("sdk8266") / key
         if not (final / "build.json").is_file():
-            _build_into(final, project_dir, version, mutation, cc, key)
+            build_once(final, key, lambda work: _build(work, project_dir, version, mutation, cc))
         build = SdkBuild(build_dir=final, version=version, mutation=mutation, project=PROJECT_NAME, key=key)
         _BUILT[key] = build
         return build
-
-
-def _build_into(final: Path, project_dir: Path, version: str, mutation: str | None, cc: str, key: str) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
-    try:
-        _build(work, project_dir, version, mutation, cc)
-        try:
-            os.rename(work, final)  # whole or not at all; another process may have won the race
-        except OSError:
-            if not (final / "build.json").is_file():
-                raise
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def compile_command(cc: str, project_dir: Path, exe: Path, *, version: str, slot: int,
