@@ -344,7 +344,12 @@ def open_board(spec, rig, workdir: Path) -> Board:
         from .farm.provider import open_place
 
         holding = open_place(spec, rig)
-        board = Board(spec, rig, workdir, holding.url, holding.power)
+        try:
+            board = Board(spec, rig, workdir, holding.url, holding.power)
+        except BaseException:
+            holding.power.close()
+            holding.release()
+            raise
         board.farm = holding
         return board
     if spec.virtual and spec.relay_channel is not None:
