@@ -28,6 +28,11 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     (["--device", "esp-idf", "--kind", "files"], "rig emu: no board runs device esp-idf with update kind files"),
     (["--device", "esp-idf", "--mutation", "files-state-not-atomic"],
      "mutation files-state-not-atomic belongs to micropython, which no selected board runs"),
+    (["--state", "x.json"], "--bench-cut and --state go with --bench"),
+    (["--bench", "--cut", "3"], "--cut and --alluredir are of the flash-operation sweep, not of --bench"),
+    (["--bench", "--bench-cut", "boot+1"],
+     "argument --bench-cut: bench cut 'boot+1': unknown console event 'boot' (known: switch, ready, confirmed)"),
+    (["--bench", "--max-cuts", "-2"], "argument --max-cuts: expected 0 or more, got -2"),
 ])
 def test_argument_errors_are_one_line_and_exit_2(args, message):
     proc = run(SCRIPT, *args)
@@ -43,7 +48,7 @@ def test_an_unknown_mutation_is_one_line_too():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_failing_cut_is_reproduced_from_its_printed_line():
+def test_a_failing_cut_is_reproduced_from_its_printed_line(tmp_path):
     # the mutated agent's file update on the virtual ESP8266, cut while it commits its slot record (the last
     # operations of the update: see tests/sweep/test_system_sweep.py)
     mutation = "files-state-not-atomic"
@@ -52,8 +57,9 @@ def test_a_failing_cut_is_reproduced_from_its_printed_line():
     assert probe.returncode in (0, 1), probe.stderr
     operations = json.loads(probe.stdout)["results"][0]["recording"]["operations"]
     cuts = [arg for n in range(operations - 9, operations + 1) for arg in ("--cut", str(n))]
+    allure = tmp_path / "allure"
     sweep = run(SCRIPT, "--board", "esp8266-0", "--kind", "files", "--mutation", mutation, *cuts,
-                "--policy", "none", timeout=600)
+                "--policy", "none", "--alluredir", str(allure), timeout=600)
     assert sweep.returncode == 1, sweep.stdout + sweep.stderr
     lines = sweep.stdout.splitlines()
     assert any(line.startswith("  esp8266-0 micropython files: system level: ") and " cuts recovered " in line
@@ -63,6 +69,14 @@ def test_a_failing_cut_is_reproduced_from_its_printed_line():
     assert failed and len(commands) == len(failed), sweep.stdout
     first = failed[0].split()[2]
     outcome = failed[0].split("): ", 1)[1].split(":")[0]
+    # the Allure case of the sweep: failed, with every reproduce line in its message and its table and plot
+    (result_file,) = allure.glob("*-result.json")
+    case = json.loads(result_file.read_text())
+    assert case["name"] == "power-cut sweep esp8266-0 micropython files" and case["status"] == "failed"
+    assert all(f"reproduce: {command}" in case["statusDetails"]["message"] for command in commands)
+    kinds = {a["name"]: a for a in case["attachments"]}
+    assert kinds["cuts"]["type"] == "text/html" and kinds["cut point against outcome"]["type"] == "image/svg+xml"
+    assert (allure / kinds["cuts"]["source"]).read_text().count('<tr class="fail">') == len(failed)
     command = shlex.split(commands[0])
     assert command[:2] == [".venv/bin/python", SCRIPT]
     assert command[command.index("--cut") + 1] == first and command.count("--cut") == 1
