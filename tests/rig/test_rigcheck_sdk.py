@@ -39,3 +39,32 @@ def test_a_map_larger_than_the_flash_is_named():
     problems, _ = baseline_problems("esp8266", 1024 * 1024, parts(sdk.build_user_bin(1, "1.0.0")))
     assert problems == ["boot.bin: boot_v1.x at 0x0 has the 32Mbit(512KB+512KB) map, which needs 4MB of flash, "
                         "not 1MB"]
+
+
+def test_a_build_directory_without_user_bins_is_named(tmp_path):
+    from harness.rig import BoardSpec, DeviceSpec, build_dir_problems
+
+    (tmp_path / "user1.4096.new.4.bin").write_bytes(sdk.build_user_bin(1, "1.0.0"))
+    device = DeviceSpec("esp8266-sdk", ["firmware"], build_dir=tmp_path, key="boards[0].devices[0]",
+                        build_dir_line=7)
+    board = BoardSpec("b", "esp8266", MB4, False, None, None, [device], 460800, 15.0, 3)
+    assert build_dir_problems(board, device) == [
+        (7, "boards[0].devices[0].build_dir", f"no user2.*.bin in {tmp_path} (the SDK's make with BOOT=new APP=1 "
+                                              "and APP=2 writes bin/upgrade/user1.*.bin and user2.*.bin)")]
+    (tmp_path / "user2.4096.new.4.bin").write_bytes(sdk.build_user_bin(2, "1.0.0"))
+    assert build_dir_problems(board, device) == []
+
+
+def test_a_bench_sdk_device_needs_its_baseline(tmp_path):
+    import pytest
+
+    from harness.rig import RigError, load_rig
+
+    rig = tmp_path / "rig.yaml"
+    rig.write_text("host: 192.0.2.1\nwifi: {ssid_env: S, key_env: K}\nboards:\n  - name: b\n    chip: esp8266\n"
+                   "    port: {path: /dev/null}\n    power: {kind: command, cmd_on: 'true', cmd_off: 'true'}\n"
+                   "    devices:\n      - {kind: esp8266-sdk, build_dir: sdk}\n")
+    with pytest.raises(RigError) as caught:
+        load_rig(str(rig), check_files=False)
+    assert str(caught.value) == (f"{rig}:9: boards[0].devices[0].baseline: missing (boot_v1.7.bin at 0x0, user1 at "
+                                 "0x1000, esp_init_data_default and blank.bin: a list of {offset, file})")
