@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = ", ".join(f"{k} {v}" for k, v in r["outcomes"].items())
         say(f"  {who}: system level: {r['recovered']}/{r['cuts']} cuts recovered ({outcomes}), "
             f"{r['distinct_states']} distinct flash states, {r['seconds']:.1f} s, {r['cuts_per_minute']:.1f} cuts/min "
-            f"(1 worker; {r['recording']['operations']} operations recorded)")
+            f"(1 worker; {r['recording']['operations']} operations recorded in {r['recording']['seconds']:.1f} s, "
+            f"first boot-state read {r['setup_seconds']:.1f} s)")
         boot = r["boot_level"]
         if boot is not None:
             say("  " + "\n  ".join(boot["summary"].splitlines()))

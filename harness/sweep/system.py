@@ -96,7 +96,8 @@ class SystemSweepResult:
     policies: tuple[str, ...]
     seed: int
     results: list[CutResult] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the wall time of the cuts
+    setup_seconds: float = 0.0  # before them, once: the prepared board's first boot-state read
 
     @property
     def cuts(self) -> int:
@@ -128,7 +129,8 @@ class SystemSweepResult:
         return {"device": self.device, "kind": self.kind, "variant": self.variant, "board": self.board,
                 "operations": self.operations, "policies": list(self.policies), "seed": self.seed,
                 "cuts": self.cuts, "recovered": self.recovered, "distinct_states": self.distinct_states,
-                "seconds": round(self.seconds, 2), "cuts_per_minute": round(self.cuts_per_minute, 1),
+                "seconds": round(self.seconds, 2), "setup_seconds": round(self.setup_seconds, 2),
+                "cuts_per_minute": round(self.cuts_per_minute, 1),
                 "outcomes": self.counts(), "results": [asdict(r) for r in self.results]}
 
 
@@ -172,6 +174,8 @@ def sweep_system(case: OtaCase, rec: Recording, *, policies: Sequence[str] = TEA
     sweep = _Sweep(case, rec, result.results, seed, ready_timeout, update_timeout)
     t_start = time.monotonic()
     _first_read(case)
+    result.setup_seconds = time.monotonic() - t_start
+    t_start = time.monotonic()
     for n in points:
         op = rec.ops[n - 1]
         live: _LiveCut | None = None
