@@ -13,11 +13,19 @@ update is recorded once uncut (``harness.sweep.record``: every flash operation a
   checked against the boot-selection model without running the board: the count and the time.
 
 Every failing cut is printed with one line that reproduces just that cut (``--cut N --policy P``).
-The times are of the emulator on this machine, not of a chip.
+The times are of the emulator on this machine, not of a chip. ``--alluredir DIR`` also writes one
+Allure case per board, device and kind (``harness.sweep.report``).
+
+``--bench`` runs the sweep through each board's power switch instead (``harness.sweep.bench``; any
+rig, a bench's boards too): cuts after N bytes of the image and after console events, at most
+``--max-cuts`` per board, device and kind in a run, finished ones kept in ``--state`` and skipped
+when the run is repeated.
 
     .venv/bin/python benchmarks/power_cut_sweep.py [--rig emu] [--board B] [--device D] [--kind K]
         [--sample 8] [--policies none,prefix,random] [--seed 0] [--mutation M] [--cut N --policy P] [--json]
         [--alluredir DIR]
+    .venv/bin/python benchmarks/power_cut_sweep.py --bench [--rig R] [--board B] [--device D] [--kind K]
+        [--spread 8] [--max-cuts 10] [--state FILE] [--bench-cut bytes:N|EVENT+S] [--json]
 """
 
 from __future__ import annotations
