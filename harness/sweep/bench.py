@@ -153,7 +153,11 @@ class BenchState:
 
     @staticmethod
     def key(case: OtaCase, variant: str) -> str:
-        return f"{case.board.name}/{case.device.kind}/{case.kind}/{variant}"
+        """Board, device, kind and variant; and the run's mutation of that device, if any (a mutated device's cuts
+        are not the real one's)."""
+        key = f"{case.board.name}/{case.device.kind}/{case.kind}/{variant}"
+        mutation = case.bench.mutation_for(case.device.kind)
+        return key + (f"/mutation:{mutation.name}" if mutation is not None else "")
 
     def done(self, key: str) -> dict[str, dict]:
         return self.data["cuts"].get(key, {})
