@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..esp.partition_table import PartitionTable
     from ..scenario import OtaCase
 
-PHASES = ("image", "otadata", "nvs", "filesystem", "other")
+PHASES = ("image", "otadata", "params", "nvs", "filesystem", "other")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class FlashOp:
     kind: str  # "erase" | "program"
     addr: int
     size: int
-    phase: str  # "image", "otadata", "nvs", "filesystem", "other"
+    phase: str  # "image", "otadata", "params" (boot_v1.x's system parameters), "nvs", "filesystem", "other"
 
 
 @dataclass
@@ -90,10 +90,19 @@ class RecordingError(RuntimeError):
     """The update could not be recorded, or its trace does not account for what the flash became."""
 
 
-def phase_of(addr: int, table: PartitionTable | None, files_region: tuple[int, int] | None = None) -> str:
-    """The phase an operation at ``addr`` belongs to: an app partition's bulk data ("image"), otadata, an NVS
-    partition, the file system ("filesystem": ``files_region`` or a vfs/littlefs/spiffs/fat data partition),
-    else "other"."""
+#: a flash region and the phase of every operation in it: (offset, size, phase)
+Region = tuple[int, int, str]
+
+
+def phase_of(addr: int, table: PartitionTable | None, files_region: tuple[int, int] | None = None,
+             regions: tuple[Region, ...] = ()) -> str:
+    """The phase an operation at ``addr`` belongs to: the phase of the first of ``regions`` it falls in (a layout
+    without a partition table: boot_v1.x's user bins are "image", its system parameters "params"), an app
+    partition's bulk data ("image"), otadata, an NVS partition, the file system ("filesystem": ``files_region`` or
+    a vfs/littlefs/spiffs/fat data partition), else "other"."""
+    for offset, size, phase in regions:
+        if offset <= addr < offset + size:
+            return phase
     if files_region is not None and files_region[0] <= addr < files_region[0] + files_region[1]:
         return "filesystem"
     if table is None:
@@ -114,7 +123,8 @@ def phase_of(addr: int, table: PartitionTable | None, files_region: tuple[int, i
 
 
 def read_trace(ops_path: str | Path, data_path: str | Path, table: PartitionTable | None,
-               files_region: tuple[int, int] | None = None) -> tuple[list[FlashOp], dict[int, bytes]]:
+               files_region: tuple[int, int] | None = None,
+               regions: tuple[Region, ...] = ()) -> tuple[list[FlashOp], dict[int, bytes]]:
     """The operations of a trace and the bytes of its programs (lines as harness.emu.chip.FlashTrace writes)."""
     blob = Path(data_path).read_bytes()
     pos = 0
@@ -132,8 +142,20 @@ def read_trace(ops_path: str | Path, data_path: str | Path, table: PartitionTabl
             pos += size
         elif kind != "erase" or size != SECTOR_SIZE:
             raise RecordingError(f"trace {ops_path}: unexpected operation {line!r}")
-        ops.append(FlashOp(n, kind, addr, size, phase_of(addr, table, files_region)))
+        ops.append(FlashOp(n, kind, addr, size, phase_of(addr, table, files_region, regions)))
     return ops, data
+
+
+def device_regions(device) -> tuple[Region, ...]:
+    """The regions a device without a partition table names: boot_v1.x's user1 and user2 slots ("image") and its
+    system parameters (both copies and the flag sector: "params"), for a device that has such a ``layout()``."""
+    layout_of = getattr(device, "layout", None)
+    if not callable(layout_of):
+        return ()
+    layout = layout_of()
+    sector = SECTOR_SIZE
+    return ((layout.user1, layout.slot_size, "image"), (layout.user2, layout.slot_size, "image"),
+            (layout.params[0], sector, "params"), (layout.params[1], sector, "params"), (layout.flag, sector, "params"))
 
 
 def _settled_ops(control, wait: float = 0.3, limit: float = 10.0) -> int:
@@ -169,6 +191,7 @@ def record_update(case: OtaCase, variant: str = "next", *, prepare: bool = True,
     if files_region is None and table is not None:
         vfs = table.find("vfs")
         files_region = (vfs.offset, vfs.size) if vfs is not None else None
+    regions = device_regions(case.device) if table is None else ()
 
     ops_at = _settled_ops(control)
     efuse = board.efuse_secure_version() or 0
@@ -187,9 +210,12 @@ def record_update(case: OtaCase, variant: str = "next", *, prepare: bool = True,
         if end.name == "switch":
             ready = case.ready(since=end.at, timeout=timeout)
             running = case.running_version(ready)
-            done = case.expect(("confirmed", "rollback"), since=end.at, timeout=timeout)
-            outcome = done.name
-            if done.name == "confirmed" and running != pub.version:
+            if case.device.confirms_updates:
+                done = case.expect(("confirmed", "rollback"), since=end.at, timeout=timeout)
+                outcome = done.name
+            else:  # the loader takes the new bin for good once it boots (boot_v1.x), or falls back first
+                outcome = "rollback" if case.board.console.events(end.at, "rollback") else "confirmed"
+            if outcome == "confirmed" and running != pub.version:
                 raise RecordingError(f"{case.device.kind}: version {running} runs after the update, "
                                      f"not {pub.version}")
         _settled_ops(control)
@@ -197,9 +223,10 @@ def record_update(case: OtaCase, variant: str = "next", *, prepare: bool = True,
     finally:
         control.trace(False)
     after = flash_path.read_bytes()
-    ops, data = read_trace(reply["ops"], reply["data"], table, files_region)
+    ops, data = read_trace(reply["ops"], reply["data"], table, files_region, regions)
     ops = [op for op in ops if op.n > ops_at]
-    ops = file_data_as_image(ops, data, [case.http.body(path) for path in pub.paths])
+    if case.kind == "files":
+        ops = file_data_as_image(ops, data, [case.http.body(path) for path in pub.paths])
     rec = Recording(device=case.device.kind, kind=case.kind, variant=variant, ops=ops, before=before, after=after,
                     table=table, chip=board.chip, data=data, ops_at_trigger=ops_at, files_region=files_region,
                     old_version=case.baseline_version, new_version=pub.version, outcome=outcome,

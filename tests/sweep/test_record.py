@@ -124,3 +124,22 @@ def test_recording_the_agent_s_firmware_update_on_a_virtual_board(tmp_path):
     assert counts["image"] > 6000 and counts["otadata"] >= 2  # 1.5 MiB in pages and sectors; the switch
     assert rec.ops[0].n == rec.ops_at_trigger + 1
     check_recording(rec)  # record_update checked it too: replaying gives the flash after the update
+
+
+def test_without_a_partition_table_boot_v1_s_user_bins_are_image_and_its_parameters_params():
+    from harness.esp.esp8266_image import FotaLayout
+    from harness.sweep.record import device_regions
+
+    layout = FotaLayout.for_map("4MB", "512KB")
+
+    class SdkLike:
+        def layout(self):
+            return layout
+
+    regions = device_regions(SdkLike())
+    assert phase_of(layout.user1 + 0x100, None, None, regions) == "image"
+    assert phase_of(layout.user2 + layout.slot_size - 1, None, None, regions) == "image"
+    assert phase_of(layout.user2 + layout.slot_size, None, None, regions) == "other"
+    assert [phase_of(a, None, None, regions) for a in (*layout.params, layout.flag)] == ["params"] * 3
+    assert phase_of(layout.init_data, None, None, regions) == "other"
+    assert device_regions(object()) == ()
