@@ -13,8 +13,8 @@ undone. Image checks are cached per partition and content generation (a partitio
 changes only when an operation touches it), so a 1.5 MB image written page by page is checked only
 when the boot model actually asks for it.
 
-ESP8266 boards have no bootloader choice (no partition table, no otadata): the sweep says "not
-applicable" there.
+ESP8266 boards have no ESP-IDF bootloader choice (no partition table, no otadata): the sweep says "not
+applicable" there (what runs is decided by the files the device keeps, or by boot_v1.x's system parameters).
 """
 
 from __future__ import annotations
@@ -165,8 +165,12 @@ def sweep_boot(rec: Recording, policies: tuple[str, ...] | list[str] = TEAR_POLI
                              policies=policies)
     if rec.table is None or not chip_info(rec.chip).extended_header:
         result.applicable = False
-        result.reason = (f"{rec.chip} has no bootloader choice (no partition table or otadata): "
-                         f"what runs is decided by the files the device keeps")
+        if any(op.phase == "params" for op in rec.ops):
+            result.reason = (f"{rec.chip}'s boot_v1.x decides from its system parameters, which this model does not "
+                             "cover (the system level cuts every parameter write)")
+        else:
+            result.reason = (f"{rec.chip} has no bootloader choice (no partition table or otadata): "
+                             f"what runs is decided by the files the device keeps")
         return result
     t0 = time.monotonic()
     after_model = _BootModel(rec, bytearray(rec.after))
