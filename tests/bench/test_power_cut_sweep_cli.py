@@ -88,3 +88,22 @@ def test_a_failing_cut_is_reproduced_from_its_printed_line(tmp_path):
     (result,) = figures[0]["results"]
     assert (str(result["cut"]), result["policy"], result["outcome"]) == (first, "none", outcome)
     assert figures[0]["reproduce"] == [commands[0]]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_bench_sweep_goes_on_where_the_last_run_stopped(tmp_path):
+    # the virtual boards behind the virtual LCUS relay: cuts through the real relay driver
+    state = tmp_path / "state.json"
+    args = [SCRIPT, "--bench", "--rig", "emu-lcus", "--board", "esp32-0", "--device", "esp-idf", "--spread", "1",
+            "--state", str(state), "--json"]
+    first = run(*args, "--max-cuts", "2", timeout=300)
+    assert first.returncode == 0, first.stderr
+    (fig,) = json.loads(first.stdout)["results"]
+    assert fig["made"] == 2 and fig["cuts"] == 2 and fig["recovered"] == 2
+    planned = fig["planned"]
+    assert planned[:2] == [r["name"] for r in fig["results"]] and fig["remaining"] == planned[2:]
+    second = run(*args, "--max-cuts", "1", timeout=300)
+    (fig,) = json.loads(second.stdout)["results"]
+    assert fig["made"] == 1 and [r["name"] for r in fig["results"]] == planned[:3], second.stderr
+    assert set(json.loads(state.read_text())["cuts"]["esp32-0/esp-idf/firmware/next"]) == set(planned[:3])
