@@ -13,12 +13,17 @@ undone. Image checks are cached per partition and content generation (a partitio
 changes only when an operation touches it), so a 1.5 MB image written page by page is checked only
 when the boot model actually asks for it.
 
-ESP8266 boards have no ESP-IDF bootloader choice (no partition table, no otadata): the sweep says "not
-applicable" there (what runs is decided by the files the device keeps, or by boot_v1.x's system parameters).
+On an ESP8266 in the SDK's layout (a boot_v1.x at 0x0) the model is boot_v1.x's as the boot-state oracle
+decodes it (:func:`harness.bootstate.read_sdk_state`: the flag sector, the current parameter copy, the
+user1/user2 choice, the loader's magic and RAM checksum checks and its fallback): it must start the old or
+the new bin, and that bin must be whole (its SDK CRC good: the loader does not check the irom part, so a
+torn one would start and crash). Other ESP8266 boards have no bootloader choice: the sweep says "not
+applicable" there (what runs is decided by the files the device keeps).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -164,13 +169,11 @@ def sweep_boot(rec: Recording, policies: tuple[str, ...] | list[str] = TEAR_POLI
     result = BootSweepResult(rec.device, rec.kind, rec.variant, applicable=True, operations=len(rec.ops),
                              policies=policies)
     if rec.table is None or not chip_info(rec.chip).extended_header:
+        if _sdk_decide(bytearray(rec.before))[0] is not None:
+            return _sweep_boot_v1(rec, policies, seed, result)
         result.applicable = False
-        if any(op.phase == "params" for op in rec.ops):
-            result.reason = (f"{rec.chip}'s boot_v1.x decides from its system parameters, which this model does not "
-                             "cover (the system level cuts every parameter write)")
-        else:
-            result.reason = (f"{rec.chip} has no bootloader choice (no partition table or otadata): "
-                             f"what runs is decided by the files the device keeps")
+        result.reason = (f"{rec.chip} has no bootloader choice (no partition table or otadata): "
+                         f"what runs is decided by the files the device keeps")
         return result
     t0 = time.monotonic()
     after_model = _BootModel(rec, bytearray(rec.after))
@@ -219,3 +222,70 @@ def sweep_boot(rec: Recording, policies: tuple[str, ...] | list[str] = TEAR_POLI
     result.seconds = round(time.monotonic() - t0, 3)
     return result
 
+
+
+class _FlashBytes:
+    """A flash image in memory as the boot-state oracle reads flash."""
+
+    def __init__(self, flash: bytearray):
+        self.flash = flash
+
+    def read(self, address: int, size: int) -> bytes:
+        return bytes(self.flash[address:address + size])
+
+    def md5(self, address: int, size: int) -> str:
+        return hashlib.md5(self.flash[address:address + size]).hexdigest()
+
+
+def _sdk_decide(flash: bytearray) -> tuple[str | None, str, str]:
+    """(the slot boot_v1.x starts, its version, why) on ``flash``; (None, "", why) when it starts nothing whole."""
+    from ..bootstate import read_sdk_state
+
+    if len(flash) < 0x1000:
+        return None, "", "no boot_v1.x at 0x0"
+    state = read_sdk_state(_FlashBytes(flash))
+    if state is None:
+        return None, "", "no boot_v1.x at 0x0"
+    params = state.params if state.copies else None
+    why = (f"flag {state.flag} -> copy {state.current_copy}"
+           + (f" (usr_bin={params.usr_bin} boot_status={params.boot_status})" if params else "")
+           + f", tries user{state.chosen_slot}")
+    if state.error or state.next_slot is None:
+        return None, "", f"{why}: {state.error or 'backup boot failed'}"
+    slot = state.slots[state.next_slot]
+    if not slot.crc_ok:
+        return None, "", f"{why}, starts user{state.next_slot}, whose CRC fails (a torn irom would crash)"
+    return f"user{state.next_slot}", slot.version, why
+
+
+def _sweep_boot_v1(rec: Recording, policies: tuple[str, ...], seed: int, result: BootSweepResult) -> BootSweepResult:
+    t0 = time.monotonic()
+    new_label, new_version, _ = _sdk_decide(bytearray(rec.after))
+    flash = bytearray(rec.before)
+    old_label, old_version, _ = _sdk_decide(flash)
+    result.old = f"{old_label} ({old_version})"
+    result.new = f"{new_label} ({new_version})"
+    valid = {(old_label, old_version): "old", (new_label, new_version): "new"}
+    outcomes = {"old": 0, "new": 0, "failed": 0}
+    for index, op in enumerate(rec.ops, 1):
+        start, end = op.addr, op.addr + op.size
+        old = bytes(flash[start:end])
+        target = rec.target(op, old)
+        for policy in policies:
+            flash[start:end] = tear(policy, seed, index, old, target)  # as the system-level cut ``index`` tears it
+            label, version, why = _sdk_decide(flash)
+            flash[start:end] = old
+            result.states += 1
+            result.image_checks += 2
+            which = valid.get((label, version)) if label is not None else None
+            result.by_phase.setdefault(op.phase, {"old": 0, "new": 0, "failed": 0})[which or "failed"] += 1
+            if which is None:
+                outcomes["failed"] += 1
+                result.failures.append(BootFailure(op.n, index, op.kind, op.addr, op.phase, policy, label, version,
+                                                   why))
+            else:
+                outcomes[which] += 1
+        flash[start:end] = target
+    result.outcomes = outcomes
+    result.seconds = round(time.monotonic() - t0, 3)
+    return result
