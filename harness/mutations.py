@@ -152,6 +152,8 @@ SDK_MUTATIONS = {m.name: m for m in (
     MacroMutation("sdk-no-version-check", "OTA_CLIENT_MUTATION_NO_VERSION_CHECK", "same-version rejection"),
     MacroMutation("sdk-no-length-check", "OTA_CLIENT_MUTATION_NO_LENGTH_CHECK", "a bin larger than its slot"),
     MacroMutation("sdk-switch-on-short", "OTA_CLIENT_MUTATION_SWITCH_ON_SHORT", "truncated stream"),
+    MacroMutation("sdk-no-param-repair", "OTA_CLIENT_MUTATION_NO_PARAM_REPAIR",
+                  "boot_v1.x's fallback (the next good update)"),
 )}
 
 #: every device's mutations by name (names are unique across devices)

@@ -80,9 +80,11 @@ def test_loader_falls_back_from_a_bin_that_is_no_image(ota_target):
 
     boot_v1.x says so (``error magic!``, ``first boot failed, reboot to try backup bin``) at the ROM's
     74880 baud, which a console at the app's rate cannot read, so the evidence is the device and the
-    flash. Expected: ``switch``; then the old version ready again from user1; the current parameters
-    name user2 with its boot status cleared (the loader's mark), so every later boot runs user1
-    (checked by a power cycle); the next good version is then taken into user2 and runs.
+    flash. Expected: ``switch``; then the old version ready again from user1, and every later boot runs
+    user1 (checked by a power cycle); the next good version is then taken into user2 and runs. The
+    last part needs the device's care: the parameters boot_v1.x leaves still name the failed bin, and
+    the SDK's ``system_upgrade_reboot()`` toggles them, so a client that leaves them so switches the
+    next update back to the old bin.
     """
     with report.step("publish the next version with its inner image magic broken and its CRC made good again"):
         pub = ota_target.publish("bad_magic")
@@ -95,8 +97,6 @@ def test_loader_falls_back_from_a_bin_that_is_no_image(ota_target):
 
     state = ota_target.boot_state("after the fallback")
     assert state.boot_slot == ota_target.baseline_slot
-    params = state.sdk.params
-    assert (params.usr_bin, params.boot_status) == (1, 0), f"parameters after the fallback: {params}"
 
     with report.step("power cycle: the loader stays on the old bin"):
         mark = ota_target.board.console.mark()

@@ -15,7 +15,8 @@
  *
  * Mutations for testing the test harness (each disables one check; off unless defined to 1):
  *   OTA_CLIENT_MUTATION_NO_CRC_CHECK, OTA_CLIENT_MUTATION_NO_SLOT_CHECK, OTA_CLIENT_MUTATION_NO_VERSION_CHECK,
- *   OTA_CLIENT_MUTATION_NO_LENGTH_CHECK, OTA_CLIENT_MUTATION_SWITCH_ON_SHORT.
+ *   OTA_CLIENT_MUTATION_NO_LENGTH_CHECK, OTA_CLIENT_MUTATION_SWITCH_ON_SHORT,
+ *   OTA_CLIENT_MUTATION_NO_PARAM_REPAIR (boot parameters left naming a bin boot_v1.x fell back from).
  */
 #include "c_types.h"
 #include "osapi.h"
@@ -41,6 +42,9 @@
 #endif
 #ifndef OTA_CLIENT_MUTATION_SWITCH_ON_SHORT
 #define OTA_CLIENT_MUTATION_SWITCH_ON_SHORT 0
+#endif
+#ifndef OTA_CLIENT_MUTATION_NO_PARAM_REPAIR
+#define OTA_CLIENT_MUTATION_NO_PARAM_REPAIR 0
 #endif
 
 #define CONNECT_ATTEMPTS 5
@@ -466,5 +470,33 @@ bool ICACHE_FLASH_ATTR fota_start(const char *host, int port)
     system_upgrade_init();
     F.state = ST_WIFI;
     wifi_wait_cb(NULL);
+    return true;
+}
+
+/* -- boot parameters after a fallback ---------------------------------------------------------------------------- */
+/* When boot_v1.x could not boot the bin its parameters named, it runs the other one and clears the boot status, but
+ * the parameters go on naming the failed bin. system_upgrade_reboot() toggles the usr_bin of the parameters, not the
+ * running bin: the next update would be written to the other slot and then switch back to the running one, and
+ * the new version would never run. Setting the parameters back to the running bin first (the SDK's own switch:
+ * FINISH, system_upgrade_reboot(), one more restart) makes the next switch land on the bin it wrote. */
+bool ICACHE_FLASH_ATTR fota_repair_boot_params(void)
+{
+    partition_item_t item;
+    uint32 word;
+    uint8 running = system_upgrade_userbin_check();
+    uint8 usr_bin;
+    if (OTA_CLIENT_MUTATION_NO_PARAM_REPAIR) return false;
+    if (!system_partition_get_item(SYSTEM_PARTITION_SYSTEM_PARAMETER, &item) || item.size < 3 * SPI_FLASH_SEC_SIZE)
+        return false;
+    /* the flag sector (the last one) names the current copy: byte 0 non-zero -> the second */
+    if (spi_flash_read(item.addr + 2 * SPI_FLASH_SEC_SIZE, &word, 4) != SPI_FLASH_RESULT_OK) return false;
+    if (spi_flash_read(item.addr + ((word & 0xFF) ? SPI_FLASH_SEC_SIZE : 0), &word, 4) != SPI_FLASH_RESULT_OK)
+        return false;
+    usr_bin = (uint8)(word & 0x03);
+    if (usr_bin > USER_BIN2 || usr_bin == running) return false;
+    os_printf("fota: boot_v1.x fell back to user%d, the boot parameters still name user%d: naming user%d again\r\n",
+              running + 1, usr_bin + 1, running + 1);
+    system_upgrade_flag_set(UPGRADE_FLAG_FINISH);
+    system_upgrade_reboot();
     return true;
 }

@@ -128,6 +128,7 @@ static void ICACHE_FLASH_ATTR uart_poll_cb(void *arg)
 
 static void ICACHE_FLASH_ATTR init_done_cb(void)
 {
+    if (fota_repair_boot_params()) return;  /* restarts on the running bin */
     os_printf("fota: ready, version %s, running user%d\r\n", fota_running_version(),
               system_upgrade_userbin_check() == USER_BIN1 ? 1 : 2);
     os_timer_disarm(&uart_timer);

@@ -42,7 +42,7 @@ SPI_FLASH_SIZE_MAP = 4
 
 MUTATIONS = ("OTA_CLIENT_MUTATION_NO_CRC_CHECK", "OTA_CLIENT_MUTATION_NO_SLOT_CHECK",
              "OTA_CLIENT_MUTATION_NO_VERSION_CHECK", "OTA_CLIENT_MUTATION_NO_LENGTH_CHECK",
-             "OTA_CLIENT_MUTATION_SWITCH_ON_SHORT")
+             "OTA_CLIENT_MUTATION_SWITCH_ON_SHORT", "OTA_CLIENT_MUTATION_NO_PARAM_REPAIR")
 # malloc and friends of the app go through the SDK heap model (src/sdk_main.c)
 WRAPPED = ("malloc", "free", "calloc", "realloc", "strdup", "strndup", "asprintf", "vasprintf")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,30}$")

@@ -10,9 +10,9 @@
  *   a write past the slot's writable sectors fails (the SDK's "spi_flash_write exceed").
  *   Note: the NONOS header gives len as uint16, so one erase call covers at most 64 KB ahead of the write
  *   position; a client erases ahead of its writes (the RTOS SDK's u32 len erases a whole bin at once).
- * - system_upgrade_reboot(): nothing unless the flag is FINISH; prints "reboot to use1"/"reboot to use2" (the
- *   target), sets the boot parameters to the target (usr_bin, boot_status, enhance_boot) with the protected
- *   save, and restarts.
+ * - system_upgrade_reboot(): nothing unless the flag is FINISH; toggles the parameters' usr_bin (not the running
+ *   bin: see the function), prints "reboot to use1"/"reboot to use2" (the new usr_bin), sets boot_status and
+ *   enhance_boot, does the protected save and restarts.
  *
  * The protected save (boot parameters in the flash map's last three sectors): the flag sector's byte 0 says which
  * data copy is current (non-zero: copy 1 at N-2, zero: copy 0 at N-3). A save copies the current sector with the
@@ -212,10 +212,26 @@ out:
     return ok;
 }
 
+/* usr_bin (bits 1..0 of byte 0) of the current parameter copy: what the SDK read into RAM at start-up. */
+static int params_usr_bin(void)
+{
+    const sdk_map_t *map = sdk_map();
+    uint8 head[4] __attribute__((aligned(4)));
+    if (spi_flash_read(map->map_flash - SEC, (uint32 *)head, 4) != SPI_FLASH_RESULT_OK) return -1;
+    int current = head[0] ? 1 : 0;
+    if (spi_flash_read(map->map_flash - (uint32)(3 - current) * SEC, (uint32 *)head, 4) != SPI_FLASH_RESULT_OK)
+        return -1;
+    return head[0] & 0x03;
+}
+
 void system_upgrade_reboot(void)
 {
     if (upgrade_flag != UPGRADE_FLAG_FINISH) return;
-    uint8 target = system_upgrade_userbin_check() == USER_BIN1 ? USER_BIN2 : USER_BIN1;
+    /* The SDK toggles the usr_bin of its parameters (libmain, as esp-open-rtos re-implements it; the FOTA demo's
+     * upgrade_lib does the same): usr_bin 1 becomes 0 (user1), anything else 1 (user2). It does not look at the
+     * bin that runs: after boot_v1.x has fallen back from a bin, the parameters still name that bin (its boot
+     * status cleared), and the toggle names the running one. */
+    uint8 target = params_usr_bin() == 1 ? USER_BIN1 : USER_BIN2;
     os_printf("reboot to use%d\n", target + 1);
     /* byte 0: usr_bin (bits 1..0) = target, boot_status (bit 2) = 1; byte 1: enhance_boot (bit 7) = 1 */
     params_save((uint8)(target | 0x04), 0x03, 0x80);
