@@ -77,6 +77,8 @@ static void io_all(int fd, void *buf, size_t n, int writing)
     }
 }
 
+void hil_write_all(int fd, const void *buf, size_t n) { io_all(fd, (void *)(uintptr_t)buf, n, 1); }
+
 int32_t hil_call(hil_msg_t *m, hil_reply_t *reply)
 {
     uint32_t body = (uint32_t)(m->len - 4);

@@ -38,6 +38,8 @@ typedef struct {
 
 /* The pipe pair to the board (from the app's argv). */
 void hil_call_init(int req_fd, int rep_fd);
+/* All of buf to fd (the console: fd 1); the chip process gone ends the app. */
+void hil_write_all(int fd, const void *buf, size_t n);
 
 void hil_msg_init(hil_msg_t *m, const char *op);
 void hil_put_int(hil_msg_t *m, int64_t v);

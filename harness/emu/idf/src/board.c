@@ -93,18 +93,7 @@ void hil_console_set_tx_mode(int mode) { tx_mode = mode; }
 void hil_console_set_rx_mode(int mode) { rx_mode = mode; }
 void hil_console_set_blocking(bool blocking) { rx_blocking = blocking; }
 
-void hil_console_write(const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(1, data, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            _exit(HIL_EXIT_FATAL);  /* the board is gone */
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-}
+void hil_console_write(const char *data, size_t len) { hil_write_all(1, data, len); }
 
 static ssize_t console_out(void *cookie, const char *buf, size_t size)
 {

@@ -123,18 +123,7 @@ void ets_intr_unlock(void) {}
  * Console (UART0): os_printf writes the bytes as given (the SDK adds no line-ending conversion);
  * uart_rx_one_char is the ROM's: one byte from the RX FIFO if there is one (OK), else FAIL.
  */
-void sdk_console_write(const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(1, data, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            _exit(HIL_EXIT_FATAL);  /* the board is gone */
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-}
+void sdk_console_write(const char *data, size_t len) { hil_write_all(1, data, len); }
 
 static int console_vprintf(const char *fmt, va_list ap)
 {
