@@ -40,6 +40,14 @@ setup() {
     "$PY" -c 'from harness.report_html import ensure_tool; ensure_tool()'
     # The ESP-IDF client built for the virtual ESP32 (cached by content; a no-op when nothing changed).
     "$PY" -m harness.emu.idf.build >/dev/null
+    # The ESP8266 SDK client too, at the version the virtual board's baseline runs (harness/devices/sdk.py).
+    "$PY" -c 'import sys
+from harness.devices.sdk import host_build
+from harness.emu.idf.build import HostBuildError
+try:
+    host_build()
+except HostBuildError as e:
+    sys.exit(f"error: {e}")' >/dev/null
 }
 
 case "${1:-}" in
