@@ -128,7 +128,7 @@ AGENT_MUTATIONS = {m.name: m for m in (
              "the power-cut sweep (files): harness/sweep/system.py"),
 )}
 
-#: the C client's test switches (``/tmp/contract-idf.md`` section 1) and ESP-IDF's own TLS options
+#: the C client's test switches (``device_fw/esp_idf/main/Kconfig.projbuild``) and ESP-IDF's own TLS options
 IDF_MUTATIONS = {m.name: m for m in (
     SdkconfigMutation("skip-version-check", {"OTA_CLIENT_MUTATION_SKIP_VERSION_CHECK": True},
                       "same-version rejection"),

@@ -5,7 +5,7 @@ directory's ``flasher_args.json`` the way pytest-embedded reads it (``flash_file
 file, ``app``, ``extra_esptool_args.chip``). Their console is ESP-IDF's log (``I (1234) tag:
 message``), read into OTA events by the messages of ESP-IDF's OTA examples
 (``advanced_https_ota``, ``native_ota_example``), which the C client prints too
-(``/tmp/contract-idf.md`` section 3); an ``idf-app`` may give its own patterns per event in the
+(``device_fw/esp_idf/README.md``); an ``idf-app`` may give its own patterns per event in the
 rig. An update is offered by writing a URL on the serial line, as the examples read it from
 stdin (``CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL_FROM_STDIN``): the image's own URL for an
 ``idf-app``, a manifest's (version, size, sha256, url) for the C client, which therefore also
