@@ -194,6 +194,23 @@ class Device(ABC):
     def _ready(self, mark: int) -> None:
         self.wait_ready(since=mark)
 
+    #: the first line of the host build's error, once it failed in this run
+    _build_failed: str | None = None
+
+    def host_built(self, build: Any):
+        """``build()``, a host build of the device for a virtual board; once it has failed, every later case of the
+        run gets one line instead of the compiler's message again (the first case that needed it has that)."""
+        from ..emu.idf.build import HostBuildError
+
+        if self._build_failed is not None:
+            raise HostBuildError(f"board {self.board.name}: {self.kind}: the host build failed in an earlier case of "
+                                 f"this run ({self._build_failed}); its error has the compiler's message")
+        try:
+            return build()
+        except HostBuildError as e:
+            self._build_failed = str(e).splitlines()[0]
+            raise
+
     def take_board(self) -> bool:
         """Make this the device on the board (its console parser, its flash layout); True if it already was
         and its last prepare completed."""

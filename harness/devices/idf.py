@@ -306,24 +306,13 @@ class EspIdfDevice(IdfAppDevice):
         """The client built for a virtual board (``harness.emu.idf.build``) with the run's mutation (sdkconfig
         overrides) and the run's CA, which the client embeds for https:// URLs."""
         try:
-            from ..emu.idf.build import HostBuildError, build_app
+            from ..emu.idf.build import build_app
         except ImportError as e:
             raise DeviceError(f"board {self.board.name}: the host build of device_fw/esp_idf "
                               f"(harness.emu.idf.build) is not available: {e}") from None
-        if self._build_failed is not None:
-            # the compiler's message was the error of the first case that needed the build; once is enough
-            raise HostBuildError(f"board {self.board.name}: {self.kind}: the host build failed in an earlier case of "
-                                 f"this run ({self._build_failed}); its error has the compiler's message")
         mutation = self.bench.mutation_for(self.kind)
         sdkconfig = {**self.sdkconfig, **(mutation.apply() if mutation is not None else {})}
-        try:
-            return build_app(sdkconfig=sdkconfig or None, ca_pem=self.bench.ca_pem())
-        except HostBuildError as e:
-            self._build_failed = str(e).splitlines()[0]
-            raise
-
-    #: the first line of the host build's error, once it failed in this run
-    _build_failed: str | None = None
+        return self.host_built(lambda: build_app(sdkconfig=sdkconfig or None, ca_pem=self.bench.ca_pem()))
 
     def prepare(self) -> None:
         if self.spec.build_dir is not None and self.bench.mutation_for(self.kind) is not None:

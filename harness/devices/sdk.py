@@ -95,7 +95,6 @@ class EspSdkDevice(Device):
         super().__init__(spec, board, bench)
         self._bins: dict[int, bytes] | None = None
         self._parts: list[FlashPart] | None = None
-        self._build_failed: str | None = None
 
     def make_parser(self) -> SdkEvents:
         return SdkEvents()
@@ -108,20 +107,8 @@ class EspSdkDevice(Device):
         return self._bins
 
     def _host_bins(self) -> dict[int, bytes]:
-        try:
-            from ..emu.idf.build import HostBuildError
-        except ImportError as e:
-            raise DeviceError(f"board {self.board.name}: the host build of device_fw/esp8266_sdk "
-                              f"(harness.emu.sdk8266.build) is not available: {e}") from None
-        if self._build_failed is not None:
-            raise HostBuildError(f"board {self.board.name}: {self.kind}: the host build failed in an earlier case of "
-                                 f"this run ({self._build_failed}); its error has the compiler's message")
         mutation = self.bench.mutation_for(self.kind)
-        try:
-            build = host_build(mutation.macro if mutation is not None else None)
-        except HostBuildError as e:
-            self._build_failed = str(e).splitlines()[0]
-            raise
+        build = self.host_built(lambda: host_build(mutation.macro if mutation is not None else None))
         return {1: build.user1, 2: build.user2}
 
     def _bench_bins(self) -> dict[int, bytes]:
