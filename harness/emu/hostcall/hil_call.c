@@ -1,7 +1,10 @@
 /* Call framing between a host-built app and the chip process (see hil_call.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,6 +21,15 @@ void hil_call_init(int req, int rep)
 {
     req_fd = req;
     rep_fd = rep;
+}
+
+void hil_app_attach(char **argv)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != (pid_t)atol(argv[3])) _exit(HIL_EXIT_FATAL);  /* the chip process is already gone */
+    hil_call_init(atoi(argv[1]), atoi(argv[2]));
+    fcntl(req_fd, F_SETFD, FD_CLOEXEC);
+    fcntl(rep_fd, F_SETFD, FD_CLOEXEC);
 }
 
 static void msg_need(hil_msg_t *m, size_t extra)

@@ -38,6 +38,9 @@ typedef struct {
 
 /* The pipe pair to the board (from the app's argv). */
 void hil_call_init(int req_fd, int rep_fd);
+/* The start of a host-built app's main(): argv[1], argv[2] the pipe pair to the board, argv[3] the chip process,
+ * which the app dies with (a parent-death signal; a parent that is already another ends it at once). */
+void hil_app_attach(char **argv);
 /* All of buf to fd (the console: fd 1); the chip process gone ends the app. */
 void hil_write_all(int fd, const void *buf, size_t n);
 

@@ -376,11 +376,8 @@ int main(int argc, char **argv)
 {
     /* argv: req_fd rep_fd parent_pid boot_ms running_offset flash_size reset_reason mac efuse_secure_version */
     if (argc < 10) return HIL_EXIT_FATAL;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != (pid_t)atol(argv[3])) _exit(HIL_EXIT_FATAL);
+    hil_app_attach(argv);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int req_fd = atoi(argv[1]), rep_fd = atoi(argv[2]);
-    hil_call_init(req_fd, rep_fd);
     boot_ms0 = (uint32_t)strtoul(argv[4], NULL, 10);
     hil_boot.running_offset = (uint32_t)strtoul(argv[5], NULL, 0);
     hil_boot.flash_size = (uint32_t)strtoul(argv[6], NULL, 0);
@@ -391,8 +388,6 @@ int main(int argc, char **argv)
         hil_boot.mac[i] = (uint8_t)v;
     }
     hil_boot.efuse_secure_version = (uint32_t)strtoul(argv[9], NULL, 0);
-    fcntl(req_fd, F_SETFD, FD_CLOEXEC);
-    fcntl(rep_fd, F_SETFD, FD_CLOEXEC);
     console_init();
     install_handlers();
     alt_stack();

@@ -506,13 +506,8 @@ int main(int argc, char **argv)
 {
     /* argv: req_fd rep_fd parent_pid boot_ms running_slot map flash_size reset_reason mac */
     if (argc < 10) return HIL_EXIT_FATAL;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != (pid_t)atol(argv[3])) _exit(HIL_EXIT_FATAL);
+    hil_app_attach(argv);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int req_fd = atoi(argv[1]), rep_fd = atoi(argv[2]);
-    hil_call_init(req_fd, rep_fd);
-    fcntl(req_fd, F_SETFD, FD_CLOEXEC);
-    fcntl(rep_fd, F_SETFD, FD_CLOEXEC);
     boot_ms0 = (uint32_t)strtoul(argv[4], NULL, 10);
     sdk_boot.running_slot = atoi(argv[5]);
     sdk_boot.map = atoi(argv[6]);
