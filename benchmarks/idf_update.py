@@ -39,6 +39,7 @@ from pathlib import Path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from harness.cliargs import positive  # noqa: E402
 from harness.devices import Published  # noqa: E402
 from harness.esp.app_image import AppImage, Segment, filler, parse_image, verify_image  # noqa: E402
 from harness.rig import RigError, load_rig  # noqa: E402
@@ -61,16 +62,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line instead of usage + message
         print(f"{NAME}: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 # -- the board and the image -----------------------------------------------------------------------------------------

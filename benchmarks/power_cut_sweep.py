@@ -42,27 +42,11 @@ from pathlib import Path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from harness.cliargs import non_negative, positive  # noqa: E402
 from harness.emu.flash import TEAR_POLICIES  # noqa: E402
 from harness.rig import RigError, load_rig  # noqa: E402
 
 NAME = "power_cut_sweep"
-
-
-def non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def positive(text: str) -> int:
-    value = non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 def policies(text: str) -> tuple[str, ...]:

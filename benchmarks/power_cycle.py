@@ -27,15 +27,9 @@ from pathlib import Path
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from harness.cliargs import positive  # noqa: E402
 from harness.rig import RigError, load_rig  # noqa: E402
 from harness.scenario import OtaBench, OtaCase  # noqa: E402
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
 
 
 def where(spec) -> str:
